@@ -1,0 +1,415 @@
+/**
+ * The graph IR: a thin, indexed view over the decoded ONNX messages.
+ *
+ * Nodes wrap their NodeProto, and edits go straight into the GraphProto, so everything the
+ * IR does not model (doc strings, metadata, unknown fields) is kept as it was. The IR adds
+ * what passes need: producer and consumer indexes, constants, dtypes and shapes, subgraphs,
+ * and an editing API (replace a set of nodes by new ones, remove what became dead).
+ */
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  NodeProtoSchema,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from 'onnx-buf';
+import { RmsfuseError } from '../errors.js';
+import { readExternalBytes, isExternal, type ExternalRef } from '../onnx/external.js';
+import { elementCount, tensorValues } from '../onnx/tensor.js';
+import type { LoadedModel } from '../onnx/model.js';
+import { inferGraphTypes, typeFromValueInfo, type TensorType } from './types.js';
+
+/** AttributeProto.AttributeType codes used here. */
+export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8, GRAPHS: 10 } as const;
+
+export class Node {
+  /** Graphs of this node's GRAPH/GRAPHS attributes (If branches, Loop/Scan bodies). */
+  readonly subgraphs: Graph[] = [];
+  constructor(
+    readonly proto: NodeProto,
+    readonly graph: Graph,
+  ) {}
+
+  get opType(): string { return this.proto.opType; }
+  get domain(): string { return this.proto.domain; }
+  get name(): string { return this.proto.name; }
+  get inputs(): string[] { return this.proto.input; }
+  get outputs(): string[] { return this.proto.output; }
+  /** True for ops of the default ONNX domain ('' or 'ai.onnx') with this op type. */
+  is(opType: string): boolean {
+    return this.proto.opType === opType && (this.proto.domain === '' || this.proto.domain === 'ai.onnx');
+  }
+  attribute(name: string): AttributeProto | undefined {
+    return this.proto.attribute.find((a) => a.name === name);
+  }
+  attrInt(name: string): number | undefined {
+    const a = this.attribute(name);
+    return a && a.type === ATTR.INT ? Number(a.i) : undefined;
+  }
+  attrInts(name: string): number[] | undefined {
+    const a = this.attribute(name);
+    return a && a.type === ATTR.INTS ? a.ints.map(Number) : undefined;
+  }
+  attrFloat(name: string): number | undefined {
+    const a = this.attribute(name);
+    return a && a.type === ATTR.FLOAT ? a.f : undefined;
+  }
+  /** A readable label for messages: the node's name, or its op type and first output. */
+  get label(): string {
+    return this.proto.name || `${this.proto.opType}(${this.proto.output[0] ?? ''})`;
+  }
+}
+
+export interface Value {
+  name: string;
+  producer?: Node;
+  /** Nodes reading it, including nodes whose subgraphs read it from this scope. */
+  consumers: Node[];
+  isGraphInput: boolean;
+  isGraphOutput: boolean;
+  initializer?: TensorProto;
+  type?: TensorType;
+}
+
+/** Constants up to this many elements are decoded for passes; weights never are. */
+export const MAX_CONSTANT_ELEMENTS = 4096;
+
+export class Graph {
+  nodes: Node[] = [];
+  values = new Map<string, Value>();
+  constructor(
+    readonly proto: GraphProto,
+    readonly model: Model,
+    /** The node owning this graph as a GRAPH attribute; undefined for the main graph. */
+    readonly owner?: Node,
+  ) {
+    this.reindex();
+  }
+
+  get parent(): Graph | undefined { return this.owner?.graph; }
+  get depth(): number { return this.parent ? this.parent.depth + 1 : 0; }
+
+  /** Rebuilds nodes, values, indexes and subgraphs from the GraphProto. */
+  reindex(): void {
+    const old = new Map(this.nodes.map((n) => [n.proto, n]));
+    this.nodes = this.proto.node.map((p) => old.get(p) ?? new Node(p, this));
+    this.values = new Map();
+    const v = (name: string): Value => {
+      let x = this.values.get(name);
+      if (!x) {
+        x = { name, consumers: [], isGraphInput: false, isGraphOutput: false };
+        this.values.set(name, x);
+      }
+      return x;
+    };
+    for (const i of this.proto.input) v(i.name).isGraphInput = true;
+    for (const t of this.proto.initializer) v(t.name).initializer = t;
+    for (const n of this.nodes) {
+      for (const o of n.outputs) {
+        if (o === '') continue;
+        const val = v(o);
+        if (val.producer) {
+          throw new RmsfuseError(`graph '${this.proto.name}': tensor '${o}' is produced twice, by ${val.producer.label} and by ${n.label}`);
+        }
+        if (val.isGraphInput && !val.initializer) {
+          throw new RmsfuseError(`graph '${this.proto.name}': tensor '${o}' is a graph input and also produced by ${n.label}`);
+        }
+        val.producer = n;
+      }
+    }
+    const outNames = new Set<string>();
+    for (const o of this.proto.output) {
+      if (outNames.has(o.name)) throw new RmsfuseError(`graph '${this.proto.name}': output '${o.name}' is listed twice`);
+      outNames.add(o.name);
+      v(o.name).isGraphOutput = true;
+    }
+    for (const n of this.nodes) {
+      if (n.subgraphs.length === 0) {
+        for (const a of n.proto.attribute) {
+          if (a.g) n.subgraphs.push(new Graph(a.g, this.model, n));
+          for (const g of a.graphs) n.subgraphs.push(new Graph(g, this.model, n));
+        }
+      }
+      const read = new Set(n.inputs.filter((i) => i !== ''));
+      for (const g of n.subgraphs) for (const name of g.freeNames()) read.add(name);
+      for (const name of read) {
+        // Names a subgraph takes from further out are not this scope's values.
+        if (!n.inputs.includes(name) && !this.resolves(name)) continue;
+        v(name).consumers.push(n);
+      }
+    }
+    for (const info of [...this.proto.input, ...this.proto.output, ...this.proto.valueInfo]) {
+      const val = this.values.get(info.name);
+      if (val && !val.type) val.type = typeFromValueInfo(info);
+    }
+    for (const t of this.proto.initializer) {
+      const val = this.values.get(t.name)!;
+      val.type ??= { dtype: t.dataType, shape: t.dims.map(Number) };
+    }
+  }
+
+  /** True if `name` is defined in this graph itself (input, initializer or node output). */
+  defines(name: string): boolean {
+    const v = this.values.get(name);
+    return !!v && (v.isGraphInput || !!v.initializer || !!v.producer);
+  }
+
+  private resolves(name: string): boolean {
+    return this.defines(name);
+  }
+
+  /** Names this graph (and its nested subgraphs) reads without defining: its outer-scope inputs. */
+  freeNames(): Set<string> {
+    const free = new Set<string>();
+    for (const n of this.nodes) {
+      for (const i of n.inputs) if (i !== '' && !this.defines(i)) free.add(i);
+      for (const g of n.subgraphs) for (const i of g.freeNames()) if (!this.defines(i)) free.add(i);
+    }
+    for (const o of this.proto.output) if (!this.defines(o.name)) free.add(o.name);
+    return free;
+  }
+
+  /** Looks a value up here and then in enclosing scopes. */
+  lookup(name: string): Value | undefined {
+    if (this.defines(name)) return this.values.get(name);
+    return this.parent?.lookup(name) ?? this.values.get(name);
+  }
+
+  producer(name: string): Node | undefined {
+    return this.values.get(name)?.producer;
+  }
+  consumers(name: string): Node[] {
+    return this.values.get(name)?.consumers ?? [];
+  }
+  isGraphOutput(name: string): boolean {
+    return this.values.get(name)?.isGraphOutput ?? false;
+  }
+  type(name: string): TensorType | undefined {
+    return this.lookup(name)?.type;
+  }
+
+  /**
+   * The constant behind a name: an initializer (not overridable by a graph input) or the
+   * `value*` attribute of a Constant node, looked up through enclosing scopes.
+   */
+  constantTensor(name: string): { tensor?: TensorProto; values?: number[]; shape: number[] } | undefined {
+    const v = this.lookup(name);
+    if (!v) return undefined;
+    if (v.initializer && !v.isGraphInput) return { tensor: v.initializer, shape: v.initializer.dims.map(Number) };
+    const p = v.producer;
+    if (!p || !p.is('Constant')) return undefined;
+    const a = p.proto.attribute[0];
+    if (!a) return undefined;
+    switch (a.name) {
+      case 'value': return a.t ? { tensor: a.t, shape: a.t.dims.map(Number) } : undefined;
+      case 'value_float': return { values: [a.f], shape: [] };
+      case 'value_floats': return { values: a.floats.slice(), shape: [a.floats.length] };
+      case 'value_int': return { values: [Number(a.i)], shape: [] };
+      case 'value_ints': return { values: a.ints.map(Number), shape: [a.ints.length] };
+      default: return undefined;
+    }
+  }
+
+  /** Values of a small constant (at most MAX_CONSTANT_ELEMENTS), reading external data if needed. */
+  constantValues(name: string): number[] | undefined {
+    const c = this.constantTensor(name);
+    if (!c) return undefined;
+    if (c.values) return c.values;
+    const t = c.tensor!;
+    if (elementCount(t) > MAX_CONSTANT_ELEMENTS) return undefined;
+    return tensorValues(t, (x) => this.model.externalBytes(x));
+  }
+
+  isConstant(name: string): boolean {
+    return this.constantTensor(name) !== undefined;
+  }
+
+  /**
+   * Replaces `remove` by `add`. The new nodes take the place of the last removed node, so
+   * everything they read is already computed there; `sortTopologically` repairs the order if a
+   * consumer of a new output sat in between.
+   */
+  replace(remove: Node[], add: NodeProto[]): Node[] {
+    const gone = new Set(remove.map((n) => n.proto));
+    let at = -1;
+    this.proto.node.forEach((p, i) => {
+      if (gone.has(p)) at = i;
+    });
+    if (at < 0) throw new Error('replace: none of the nodes to remove is in this graph');
+    const kept: NodeProto[] = [];
+    this.proto.node.forEach((p, i) => {
+      if (!gone.has(p)) kept.push(p);
+      if (i === at) kept.push(...add);
+    });
+    this.proto.node = kept;
+    this.reindex();
+    this.sortTopologically();
+    return add.map((p) => this.nodes.find((n) => n.proto === p)!);
+  }
+
+  /** Removes nodes whose outputs nobody reads and that are not graph outputs. Returns the count. */
+  removeDeadNodes(): number {
+    let removed = 0;
+    for (;;) {
+      const dead = this.nodes.filter((n) =>
+        n.outputs.every((o) => o === '' || (this.consumers(o).length === 0 && !this.isGraphOutput(o))),
+      );
+      if (dead.length === 0) return removed;
+      const set = new Set(dead.map((n) => n.proto));
+      this.proto.node = this.proto.node.filter((p) => !set.has(p));
+      removed += dead.length;
+      this.reindex();
+    }
+  }
+
+  /**
+   * Stable topological order (original order wherever it is already valid). Throws on a
+   * cycle, naming a node on it.
+   */
+  sortTopologically(): void {
+    const index = new Map(this.nodes.map((n, i) => [n, i]));
+    const pending = new Map<Node, number>();
+    const users = new Map<Node, Node[]>();
+    for (const n of this.nodes) {
+      const deps = new Set<Node>();
+      const reads = [...n.inputs, ...n.subgraphs.flatMap((g) => [...g.freeNames()])];
+      for (const i of reads) {
+        const p = i === '' ? undefined : this.producer(i);
+        if (p && p !== n) deps.add(p);
+        else if (p === n) throw new RmsfuseError(`graph '${this.proto.name}' has a cycle: ${n.label} reads its own output '${i}'`);
+      }
+      pending.set(n, deps.size);
+      for (const d of deps) (users.get(d) ?? users.set(d, []).get(d)!).push(n);
+    }
+    // A binary heap keyed by original index keeps the order stable.
+    const heap: Node[] = [];
+    const push = (n: Node) => {
+      heap.push(n);
+      let i = heap.length - 1;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (index.get(heap[p]!)! <= index.get(heap[i]!)!) break;
+        [heap[p], heap[i]] = [heap[i]!, heap[p]!];
+        i = p;
+      }
+    };
+    const pop = (): Node => {
+      const top = heap[0]!;
+      const last = heap.pop()!;
+      if (heap.length > 0) {
+        heap[0] = last;
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = i;
+          if (l < heap.length && index.get(heap[l]!)! < index.get(heap[m]!)!) m = l;
+          if (r < heap.length && index.get(heap[r]!)! < index.get(heap[m]!)!) m = r;
+          if (m === i) break;
+          [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+          i = m;
+        }
+      }
+      return top;
+    };
+    for (const [n, c] of pending) if (c === 0) push(n);
+    const order: Node[] = [];
+    while (heap.length) {
+      const n = pop();
+      order.push(n);
+      for (const u of users.get(n) ?? []) {
+        const c = pending.get(u)! - 1;
+        pending.set(u, c);
+        if (c === 0) push(u);
+      }
+    }
+    if (order.length !== this.nodes.length) {
+      const stuck = this.nodes.find((n) => pending.get(n)! > 0)!;
+      throw new RmsfuseError(`graph '${this.proto.name}' has a cycle through node ${stuck.label}`);
+    }
+    if (order.some((n, i) => n !== this.nodes[i])) {
+      this.proto.node = order.map((n) => n.proto);
+      this.nodes = order;
+    }
+  }
+
+  /** Checks on load: every input produced somewhere (here, outer scopes, or graph inputs), no cycles. */
+  validate(): void {
+    for (const n of this.nodes) {
+      for (const i of n.inputs) {
+        if (i !== '' && !this.lookup(i)?.producer && !this.lookupDefined(i)) {
+          throw new RmsfuseError(`node ${n.label} reads '${i}', which no node, initializer or graph input provides`);
+        }
+      }
+    }
+    for (const o of this.proto.output) {
+      if (!this.lookupDefined(o.name)) throw new RmsfuseError(`graph output '${o.name}' is not produced by anything`);
+    }
+    this.sortTopologically();
+    for (const n of this.nodes) for (const g of n.subgraphs) g.validate();
+  }
+
+  private lookupDefined(name: string): boolean {
+    return this.defines(name) || (this.parent?.lookupDefined(name) ?? false);
+  }
+
+  /** This graph and every nested subgraph, outermost first. */
+  *allGraphs(): Generator<Graph> {
+    yield this;
+    for (const n of this.nodes) for (const g of n.subgraphs) yield* g.allGraphs();
+  }
+
+  /** A name not used for any value in this model (for new intermediate tensors). */
+  freshName(base: string): string {
+    return this.model.freshName(base);
+  }
+}
+
+export class Model {
+  readonly graph: Graph;
+  private usedNames?: Set<string>;
+  constructor(readonly loaded: LoadedModel) {
+    this.graph = new Graph(loaded.proto.graph!, this);
+  }
+  get proto(): ModelProto { return this.loaded.proto; }
+
+  /** The imported opset version of a domain ('' = default ONNX domain), or undefined. */
+  opset(domain = ''): number | undefined {
+    const d = domain === 'ai.onnx' ? '' : domain;
+    const o = this.proto.opsetImport.find((x) => (x.domain === 'ai.onnx' ? '' : x.domain) === d);
+    return o ? Number(o.version) : undefined;
+  }
+
+  externalBytes(t: TensorProto): Uint8Array {
+    const ref: ExternalRef | undefined = this.loaded.external.find((r) => r.tensor === t);
+    if (!ref || !isExternal(t)) throw new Error(`tensor '${t.name}' has no external data`);
+    return readExternalBytes(ref, this.loaded.dir);
+  }
+
+  freshName(base: string): string {
+    if (!this.usedNames) {
+      this.usedNames = new Set();
+      for (const g of this.graph.allGraphs()) {
+        for (const n of g.proto.node) {
+          this.usedNames.add(n.name);
+          for (const o of n.output) this.usedNames.add(o);
+        }
+        for (const v of g.values.keys()) this.usedNames.add(v);
+      }
+    }
+    let name = base;
+    for (let i = 1; this.usedNames.has(name); i++) name = `${base}_${i}`;
+    this.usedNames.add(name);
+    return name;
+  }
+
+  /** Infers dtypes and shapes for the ops of an RMSNorm site, in every graph. */
+  inferTypes(): void {
+    for (const g of this.graph.allGraphs()) inferGraphTypes(g);
+  }
+}
+
+export function newNode(fields: MessageInitShape<typeof NodeProtoSchema>): NodeProto {
+  return create(NodeProtoSchema, fields);
+}
