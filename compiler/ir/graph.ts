@@ -91,9 +91,21 @@ export class Graph {
   get parent(): Graph | undefined { return this.owner?.graph; }
   get depth(): number { return this.parent ? this.parent.depth + 1 : 0; }
 
+  /** Where this graph sits, for messages: `graph 'main'` or `subgraph 'body' of node Loop_3`. */
+  where(): string {
+    const name = this.proto.name || (this.owner ? 'body' : 'main');
+    if (!this.owner) return `graph '${name}'`;
+    const attr = this.owner.proto.attribute.find((a) => a.g === this.proto || a.graphs.includes(this.proto));
+    return `subgraph '${attr?.name ?? name}' of node ${this.owner.label} (${this.parent!.where()})`;
+  }
+
   /** Rebuilds nodes, values, indexes and subgraphs from the GraphProto. */
   reindex(): void {
     const old = new Map(this.nodes.map((n) => [n.proto, n]));
+    // Inferred types are kept by name: edits keep tensor names (fused outputs keep the names,
+    // dtypes and shapes of what they replace), so a name's type stays valid across a rebuild.
+    const oldTypes = new Map<string, TensorType>();
+    for (const [name, val] of this.values) if (val.type) oldTypes.set(name, val.type);
     this.nodes = this.proto.node.map((p) => old.get(p) ?? new Node(p, this));
     this.values = new Map();
     const v = (name: string): Value => {
@@ -104,26 +116,34 @@ export class Graph {
       }
       return x;
     };
-    for (const i of this.proto.input) v(i.name).isGraphInput = true;
-    for (const t of this.proto.initializer) v(t.name).initializer = t;
+    const where = this.where();
+    for (const i of this.proto.input) {
+      const val = v(i.name);
+      if (val.isGraphInput) throw new RmsfuseError(`${where}: input '${i.name}' is listed twice`);
+      val.isGraphInput = true;
+    }
+    for (const t of this.proto.initializer) {
+      const val = v(t.name);
+      if (val.initializer) throw new RmsfuseError(`${where}: initializer '${t.name}' is defined twice`);
+      val.initializer = t;
+    }
     for (const n of this.nodes) {
       for (const o of n.outputs) {
         if (o === '') continue;
         const val = v(o);
+        if (val.producer === n) throw new RmsfuseError(`${where}: node ${n.label} lists output '${o}' twice`);
         if (val.producer) {
-          throw new RmsfuseError(`graph '${this.proto.name}': tensor '${o}' is produced twice, by ${val.producer.label} and by ${n.label}`);
+          throw new RmsfuseError(`${where}: tensor '${o}' is produced twice, by ${val.producer.label} and by ${n.label}`);
         }
-        if (val.isGraphInput && !val.initializer) {
-          throw new RmsfuseError(`graph '${this.proto.name}': tensor '${o}' is a graph input and also produced by ${n.label}`);
-        }
+        if (val.isGraphInput) throw new RmsfuseError(`${where}: tensor '${o}' is a graph input and also produced by node ${n.label}`);
+        if (val.initializer) throw new RmsfuseError(`${where}: tensor '${o}' is an initializer and also produced by node ${n.label}`);
         val.producer = n;
       }
     }
-    const outNames = new Set<string>();
     for (const o of this.proto.output) {
-      if (outNames.has(o.name)) throw new RmsfuseError(`graph '${this.proto.name}': output '${o.name}' is listed twice`);
-      outNames.add(o.name);
-      v(o.name).isGraphOutput = true;
+      const val = v(o.name);
+      if (val.isGraphOutput) throw new RmsfuseError(`${where}: output '${o.name}' is listed twice`);
+      val.isGraphOutput = true;
     }
     for (const n of this.nodes) {
       if (n.subgraphs.length === 0) {
@@ -148,6 +168,7 @@ export class Graph {
       const val = this.values.get(t.name)!;
       val.type ??= { dtype: t.dataType, shape: t.dims.map(Number) };
     }
+    for (const [name, val] of this.values) if (!val.type && oldTypes.has(name)) val.type = oldTypes.get(name);
   }
 
   /** True if `name` is defined in this graph itself (input, initializer or node output). */
@@ -272,14 +293,16 @@ export class Graph {
     const index = new Map(this.nodes.map((n, i) => [n, i]));
     const pending = new Map<Node, number>();
     const users = new Map<Node, Node[]>();
+    const depsOf = new Map<Node, Set<Node>>();
     for (const n of this.nodes) {
       const deps = new Set<Node>();
       const reads = [...n.inputs, ...n.subgraphs.flatMap((g) => [...g.freeNames()])];
       for (const i of reads) {
         const p = i === '' ? undefined : this.producer(i);
         if (p && p !== n) deps.add(p);
-        else if (p === n) throw new RmsfuseError(`graph '${this.proto.name}' has a cycle: ${n.label} reads its own output '${i}'`);
+        else if (p === n) throw new RmsfuseError(`${this.where()} has a cycle: node ${n.label} reads its own output '${i}'`);
       }
+      depsOf.set(n, deps);
       pending.set(n, deps.size);
       for (const d of deps) (users.get(d) ?? users.set(d, []).get(d)!).push(n);
     }
@@ -325,8 +348,8 @@ export class Graph {
       }
     }
     if (order.length !== this.nodes.length) {
-      const stuck = this.nodes.find((n) => pending.get(n)! > 0)!;
-      throw new RmsfuseError(`graph '${this.proto.name}' has a cycle through node ${stuck.label}`);
+      const cycle = findCycle(this.nodes.filter((n) => pending.get(n)! > 0), depsOf);
+      throw new RmsfuseError(`${this.where()} has a cycle: ${cycle.map((n) => n.label).join(' -> ')}`);
     }
     if (order.some((n, i) => n !== this.nodes[i])) {
       this.proto.node = order.map((n) => n.proto);
@@ -338,13 +361,13 @@ export class Graph {
   validate(): void {
     for (const n of this.nodes) {
       for (const i of n.inputs) {
-        if (i !== '' && !this.lookup(i)?.producer && !this.lookupDefined(i)) {
-          throw new RmsfuseError(`node ${n.label} reads '${i}', which no node, initializer or graph input provides`);
+        if (i !== '' && !this.lookupDefined(i)) {
+          throw new RmsfuseError(`${this.where()}: node ${n.label} reads '${i}', which no node, initializer or graph input provides`);
         }
       }
     }
     for (const o of this.proto.output) {
-      if (!this.lookupDefined(o.name)) throw new RmsfuseError(`graph output '${o.name}' is not produced by anything`);
+      if (!this.lookupDefined(o.name)) throw new RmsfuseError(`${this.where()}: output '${o.name}' is not produced by any node, initializer or input`);
     }
     this.sortTopologically();
     for (const n of this.nodes) for (const g of n.subgraphs) g.validate();
@@ -364,6 +387,25 @@ export class Graph {
   freshName(base: string): string {
     return this.model.freshName(base);
   }
+}
+
+/**
+ * A cycle among `stuck` nodes (those a topological sort could not place): every one of them
+ * waits for at least one other stuck node, so walking "waits for" edges must revisit a node.
+ * Returns the cycle in data-flow order, first node repeated at the end.
+ */
+function findCycle(stuck: Node[], depsOf: Map<Node, Set<Node>>): Node[] {
+  const isStuck = new Set(stuck);
+  const seenAt = new Map<Node, number>();
+  const path: Node[] = [];
+  let n = stuck[0]!;
+  while (!seenAt.has(n)) {
+    seenAt.set(n, path.length);
+    path.push(n);
+    n = [...depsOf.get(n)!].find((d) => isStuck.has(d))!;
+  }
+  const cycle = path.slice(seenAt.get(n)!).reverse();
+  return [...cycle, cycle[0]!];
 }
 
 export class Model {
