@@ -51,6 +51,10 @@ export function decodeModel(bytes: Uint8Array, what = 'model', options: LoadOpti
   }
   if (!proto.graph) throw new RmsfuseError(`${what} is not an ONNX model: it has no graph`);
   if (proto.irVersion <= 0n) throw new RmsfuseError(`${what} is not an ONNX model: ir_version is ${proto.irVersion}`);
+  if (proto.opsetImport.length === 0 && proto.irVersion >= 3n) {
+    // Required since IR 3; missing in practice when the file was cut off after the graph.
+    throw new RmsfuseError(`${what} is not a complete ONNX model: it has no opset_import (truncated?)`);
+  }
   return proto;
 }
 
