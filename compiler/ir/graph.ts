@@ -13,6 +13,7 @@ import {
   type GraphProto,
   type ModelProto,
   type NodeProto,
+  type SparseTensorProto,
   type TensorProto,
 } from 'onnx-buf';
 import { RmsfuseError } from '../errors.js';
@@ -70,6 +71,8 @@ export interface Value {
   isGraphInput: boolean;
   isGraphOutput: boolean;
   initializer?: TensorProto;
+  /** A sparse initializer of that name (named by its `values` tensor); never decoded. */
+  sparseInitializer?: SparseTensorProto;
   type?: TensorType;
 }
 
@@ -127,6 +130,13 @@ export class Graph {
       if (val.initializer) throw new RmsfuseError(`${where}: initializer '${t.name}' is defined twice`);
       val.initializer = t;
     }
+    for (const sp of this.proto.sparseInitializer) {
+      const name = sp.values?.name ?? '';
+      const val = v(name);
+      if (val.initializer || val.sparseInitializer) throw new RmsfuseError(`${where}: initializer '${name}' is defined twice`);
+      val.sparseInitializer = sp;
+      val.type = { dtype: sp.values?.dataType ?? 0, shape: sp.dims.map(Number) };
+    }
     for (const n of this.nodes) {
       for (const o of n.outputs) {
         if (o === '') continue;
@@ -136,7 +146,7 @@ export class Graph {
           throw new RmsfuseError(`${where}: tensor '${o}' is produced twice, by ${val.producer.label} and by ${n.label}`);
         }
         if (val.isGraphInput) throw new RmsfuseError(`${where}: tensor '${o}' is a graph input and also produced by node ${n.label}`);
-        if (val.initializer) throw new RmsfuseError(`${where}: tensor '${o}' is an initializer and also produced by node ${n.label}`);
+        if (val.initializer || val.sparseInitializer) throw new RmsfuseError(`${where}: tensor '${o}' is an initializer and also produced by node ${n.label}`);
         val.producer = n;
       }
     }
@@ -174,7 +184,7 @@ export class Graph {
   /** True if `name` is defined in this graph itself (input, initializer or node output). */
   defines(name: string): boolean {
     const v = this.values.get(name);
-    return !!v && (v.isGraphInput || !!v.initializer || !!v.producer);
+    return !!v && (v.isGraphInput || !!v.initializer || !!v.sparseInitializer || !!v.producer);
   }
 
   private resolves(name: string): boolean {
