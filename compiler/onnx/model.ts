@@ -12,6 +12,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
 import { RmsfuseError } from '../errors.js';
 import { collectExternalRefs, validateExternalRefs, type ExternalRef } from './external.js';
+import { checkDecodeBudget, checkFileSize, checkModelLimits, resolveLimits, type Limits } from './limits.js';
 
 /** Nesting limit of the decoder; a graph nested ~33 If/Loop levels deep already reaches 100. */
 export const DEFAULT_RECURSION_LIMIT = 100;
@@ -19,6 +20,8 @@ export const DEFAULT_RECURSION_LIMIT = 100;
 export interface LoadOptions {
   /** Message nesting depth the decoder accepts (default 100). */
   recursionLimit?: number;
+  /** Memory limits (limits.ts); default from RMSFUSE_MAX_BYTES / RMSFUSE_MAX_DECODED_BYTES. */
+  limits?: Partial<Limits>;
 }
 
 export interface LoadedModel {
@@ -33,6 +36,8 @@ export interface LoadedModel {
 
 export function decodeModel(bytes: Uint8Array, what = 'model', options: LoadOptions = {}): ModelProto {
   if (bytes.length === 0) throw new RmsfuseError(`${what} is empty (0 bytes): not an ONNX model`);
+  const limits = resolveLimits(options.limits);
+  checkDecodeBudget(bytes, what, limits, options.recursionLimit ?? DEFAULT_RECURSION_LIMIT);
   let proto: ModelProto;
   try {
     proto = fromBinary(ModelProtoSchema, bytes, {
@@ -55,6 +60,7 @@ export function decodeModel(bytes: Uint8Array, what = 'model', options: LoadOpti
     // Required since IR 3; missing in practice when the file was cut off after the graph.
     throw new RmsfuseError(`${what} is not a complete ONNX model: it has no opset_import (truncated?)`);
   }
+  checkModelLimits(proto);
   return proto;
 }
 
@@ -69,6 +75,7 @@ export function loadModelFile(file: string, options: LoadOptions = {}): LoadedMo
   try {
     const st = fs.statSync(abs);
     if (st.isDirectory()) throw new RmsfuseError(`${file} is a directory, not an ONNX model`);
+    checkFileSize(st.size, file, resolveLimits(options.limits));
     bytes = fs.readFileSync(abs);
   } catch (e) {
     if (e instanceof RmsfuseError) throw e;
