@@ -415,7 +415,11 @@ function findCycle(stuck: Node[], depsOf: Map<Node, Set<Node>>): Node[] {
     n = [...depsOf.get(n)!].find((d) => isStuck.has(d))!;
   }
   const cycle = path.slice(seenAt.get(n)!).reverse();
-  return [...cycle, cycle[0]!];
+  // Start at the node that comes first in the graph, so the message is the same on every run.
+  const order = new Map(stuck.map((s, i) => [s, i]));
+  const start = cycle.reduce((best, c, i) => (order.get(c)! < order.get(cycle[best]!)! ? i : best), 0);
+  const rotated = [...cycle.slice(start), ...cycle.slice(0, start)];
+  return [...rotated, rotated[0]!];
 }
 
 export class Model {
