@@ -1,0 +1,143 @@
+/** Graph IR: validation on load (each error names the node), ordering and editing. */
+import { expect } from 'chai';
+import { create } from '@bufbuild/protobuf';
+import { SparseTensorProtoSchema } from 'onnx-buf';
+import { loadModel, RmsfuseError } from '../../compiler/index.js';
+import { newNode } from '../../compiler/ir/graph.js';
+import { DT, floatTensor, graph, int64Tensor, model, modelBytes, node, valueInfo, type GraphInit } from '../helpers/model-builder.js';
+
+const x = valueInfo('x', DT.FLOAT, [2, 4]);
+const load = (g: GraphInit) => loadModel(modelBytes(model({ graph: graph(g) })));
+const fails = (g: GraphInit, message: RegExp) => expect(() => load(g)).to.throw(RmsfuseError, message);
+
+describe('foundation: graph IR validation', () => {
+  it('names the nodes on a cycle, in data-flow order', () => {
+    fails(
+      {
+        nodes: [node('Relu', ['x'], ['a'], { name: 'n0' }), node('Add', ['a', 'd'], ['b'], { name: 'n1' }), node('Relu', ['b'], ['c'], { name: 'n2' }), node('Neg', ['c'], ['d'], { name: 'n3' }), node('Relu', ['d'], ['y'], { name: 'downstream' })],
+        inputs: [x],
+        outputs: [valueInfo('y', DT.FLOAT, [2, 4])],
+      },
+      /graph 'main' has a cycle: n1 -> n2 -> n3 -> n1$/,
+    );
+  });
+
+  it('a node reading its own output is a cycle', () => {
+    fails({ nodes: [node('Add', ['x', 'y'], ['y'], { name: 'selfish' })], inputs: [x], outputs: [valueInfo('y', DT.FLOAT, [2, 4])] }, /has a cycle: node selfish reads its own output 'y'/);
+  });
+
+  it('an input that nothing produces names the node and the tensor', () => {
+    fails({ nodes: [node('Add', ['x', 'nowhere'], ['y'], { name: 'adder' })], inputs: [x], outputs: [valueInfo('y', DT.FLOAT, [2, 4])] }, /node adder reads 'nowhere', which no node/);
+  });
+
+  it('a graph output that nothing produces', () => {
+    fails({ nodes: [node('Relu', ['x'], ['y'])], inputs: [x], outputs: [valueInfo('z', DT.FLOAT, [2, 4])] }, /output 'z' is not produced/);
+  });
+
+  it('duplicate producers, a node listing an output twice, producing an input or an initializer', () => {
+    fails({ nodes: [node('Relu', ['x'], ['y'], { name: 'p1' }), node('Neg', ['x'], ['y'], { name: 'p2' })], inputs: [x], outputs: [] }, /tensor 'y' is produced twice, by p1 and by p2/);
+    fails({ nodes: [node('Split', ['x'], ['y', 'y'], { name: 'twice' })], inputs: [x] }, /node twice lists output 'y' twice/);
+    fails({ nodes: [node('Relu', ['x'], ['x'], { name: 'overwriter' })], inputs: [x] }, /tensor 'x' is a graph input and also produced by node overwriter/);
+    fails({ nodes: [node('Relu', ['x'], ['w'], { name: 'shadow' })], inputs: [x], initializers: [floatTensor('w', [1], [1])] }, /tensor 'w' is an initializer and also produced by node shadow/);
+  });
+
+  it('duplicate graph inputs, outputs and initializers', () => {
+    fails({ nodes: [], inputs: [x, x] }, /input 'x' is listed twice/);
+    fails({ nodes: [node('Relu', ['x'], ['y'])], inputs: [x], outputs: [valueInfo('y', DT.FLOAT, []), valueInfo('y', DT.FLOAT, [])] }, /output 'y' is listed twice/);
+    fails({ nodes: [], initializers: [floatTensor('w', [1], [1]), floatTensor('w', [1], [2])] }, /initializer 'w' is defined twice/);
+  });
+
+  it('errors inside a subgraph say where the subgraph is', () => {
+    const body = graph({ name: 'then', nodes: [node('Add', ['x', 'lost'], ['t'], { name: 'inner' })], outputs: [valueInfo('t', DT.FLOAT, [2, 4])] });
+    const els = graph({ name: 'else', nodes: [node('Relu', ['x'], ['e'])], outputs: [valueInfo('e', DT.FLOAT, [2, 4])] });
+    fails(
+      {
+        nodes: [node('If', ['c'], ['y'], { name: 'branch', attrs: { then_branch: { g: body }, else_branch: { g: els } } })],
+        inputs: [x, valueInfo('c', DT.BOOL, [])],
+        outputs: [valueInfo('y', DT.FLOAT, [2, 4])],
+      },
+      /subgraph 'then_branch' of node branch \(graph 'main'\): node inner reads 'lost'/,
+    );
+  });
+
+  it('accepts outer-scope reads from subgraphs, and orders the producer before the If', () => {
+    const body = graph({ name: 'then', nodes: [node('Add', ['x', 'late'], ['t'])], outputs: [valueInfo('t', DT.FLOAT, [2, 4])] });
+    const els = graph({ name: 'else', nodes: [node('Relu', ['x'], ['e'])], outputs: [valueInfo('e', DT.FLOAT, [2, 4])] });
+    const m = load({
+      nodes: [
+        node('If', ['c'], ['y'], { name: 'branch', attrs: { then_branch: { g: body }, else_branch: { g: els } } }),
+        node('Neg', ['x'], ['late'], { name: 'producer' }),
+      ],
+      inputs: [x, valueInfo('c', DT.BOOL, [])],
+      outputs: [valueInfo('y', DT.FLOAT, [2, 4])],
+    });
+    expect(m.graph.nodes.map((n) => n.name)).to.deep.equal(['producer', 'branch']);
+    expect(m.graph.consumers('late').map((n) => n.name)).to.deep.equal(['branch']);
+    expect(m.graph.nodes[1]!.subgraphs[0]!.lookup('late')?.producer?.name).to.equal('producer');
+  });
+
+  it('sorts out-of-order nodes stably (valid order kept where possible)', () => {
+    const m = load({
+      nodes: [node('Relu', ['a'], ['b'], { name: 'second' }), node('Neg', ['x'], ['a'], { name: 'first' }), node('Abs', ['x'], ['c'], { name: 'independent' })],
+      inputs: [x],
+      outputs: [valueInfo('b', DT.FLOAT, [2, 4]), valueInfo('c', DT.FLOAT, [2, 4])],
+    });
+    expect(m.graph.nodes.map((n) => n.name)).to.deep.equal(['first', 'second', 'independent']);
+    expect(m.proto.graph!.node.map((n) => n.name)).to.deep.equal(['first', 'second', 'independent']);
+  });
+
+  it('a sparse initializer defines its name', () => {
+    const g = graph({ nodes: [node('Identity', ['sp'], ['y'])], outputs: [valueInfo('y', DT.FLOAT, [4])] });
+    g.sparseInitializer = [create(SparseTensorProtoSchema, { values: floatTensor('sp', [1], [3]), indices: int64Tensor('sp_i', [1], [2n]), dims: [4n] })];
+    const m = loadModel(modelBytes(model({ graph: g })));
+    expect(m.graph.type('sp')).to.deep.equal({ dtype: DT.FLOAT, shape: [4] });
+  });
+
+  it('validate: false skips the graph checks (for tools that repair models)', () => {
+    const bytes = modelBytes(model({ graph: graph({ nodes: [node('Add', ['x', 'nowhere'], ['y'])], inputs: [x] }) }));
+    expect(() => loadModel(bytes, { validate: false })).not.to.throw();
+  });
+});
+
+describe('foundation: graph IR editing', () => {
+  const chain = () =>
+    load({
+      nodes: [node('Mul', ['x', 'x'], ['sq'], { name: 'square' }), node('ReduceMean', ['sq'], ['ms'], { name: 'mean', attrs: { axes: { ints: [-1] } } }), node('Add', ['ms', 'eps'], ['y'], { name: 'add_eps' }), node('Relu', ['x'], ['unused'], { name: 'dead' })],
+      inputs: [x],
+      outputs: [valueInfo('y', DT.FLOAT, [2, 1])],
+      initializers: [floatTensor('eps', [], [1e-6])],
+    });
+
+  it('infers types, replaces a set of nodes, keeps inferred types across the edit', () => {
+    const m = chain();
+    m.inferTypes();
+    expect(m.graph.type('sq')).to.deep.equal({ dtype: DT.FLOAT, shape: [2, 4] });
+    expect(m.graph.type('ms')).to.deep.equal({ dtype: DT.FLOAT, shape: [2, 1] });
+    const g = m.graph;
+    const [fused] = g.replace([g.producer('sq')!, g.producer('ms')!], [newNode({ name: 'fused_ms', opType: 'MeanSquare', domain: 'test', input: ['x'], output: ['ms'] })]);
+    expect(fused!.name).to.equal('fused_ms');
+    expect(g.nodes.map((n) => n.name)).to.deep.equal(['fused_ms', 'add_eps', 'dead']);
+    expect(g.producer('ms')!.name).to.equal('fused_ms');
+    expect(g.consumers('x').map((n) => n.name).sort()).to.deep.equal(['dead', 'fused_ms']);
+    expect(g.type('ms')).to.deep.equal({ dtype: DT.FLOAT, shape: [2, 1] });
+    expect(g.values.has('sq')).to.equal(false);
+  });
+
+  it('removes dead nodes, never graph outputs', () => {
+    const m = chain();
+    expect(m.graph.removeDeadNodes()).to.equal(1);
+    expect(m.graph.nodes.map((n) => n.name)).to.deep.equal(['square', 'mean', 'add_eps']);
+  });
+
+  it('constants: initializer and Constant node values; fresh names are unique', () => {
+    const m = load({
+      nodes: [node('Constant', [], ['two'], { attrs: { value_float: { f: 2 } } }), node('Pow', ['x', 'two'], ['y'])],
+      inputs: [x],
+      outputs: [valueInfo('y', DT.FLOAT, [2, 4])],
+    });
+    expect(m.graph.constantValues('two')).to.deep.equal([2]);
+    expect(m.graph.isConstant('x')).to.equal(false);
+    expect(m.graph.freshName('y')).to.equal('y_1');
+    expect(m.graph.freshName('y')).to.equal('y_2');
+  });
+});
