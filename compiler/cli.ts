@@ -56,7 +56,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   }
 }
 
-function reportError(e: unknown, io: CliIO, debug: boolean): number {
+/** Prints an error the way the CLI does and returns its exit code. */
+export function reportError(e: unknown, io: CliIO, debug: boolean): number {
   if (e instanceof CommanderError) {
     // Commander has printed its message already (`error: ...` or the help text).
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.OK;
