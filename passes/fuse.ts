@@ -1,0 +1,194 @@
+/**
+ * Applying a FusedPlan: the fused node of SPEC section 3 (domain rmsfuse, every attribute,
+ * inputs in signature order, outputs keeping the replaced tensors' names, an `overload` naming
+ * the variant's model-local function), the graph edit, and the report entry. Model-level
+ * additions (functions, opset import, ir_version) happen once, in `finishModel`.
+ */
+import { create } from '@bufbuild/protobuf';
+import {
+  type AttributeProto,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  type FunctionProto,
+  type NodeProto,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+} from 'onnx-buf';
+import type { Graph, Model, Node } from '../compiler/ir/graph.js';
+import { type DecomposeIO, FUSED_ATTRIBUTE_NAMES, buildFunction, functionName } from '../compiler/op/decompose.js';
+import {
+  type InputRole,
+  OP_TYPE,
+  RMSFUSE_DOMAIN,
+  RMSFUSE_OPSET_VERSION,
+  type RmsNormParam,
+  signature,
+  toAttributes,
+} from '../compiler/op/param.js';
+import { type FusedSite, graphPath, type PassContext } from '../compiler/pass-manager.js';
+import type { FusedPlan } from './plan.js';
+
+/** A fused node made by this run. */
+export interface FusedInfo {
+  param: RmsNormParam;
+  io: DecomposeIO;
+  /** Its report entry (updated in place when a later stage grows the node). */
+  site: FusedSite;
+}
+
+/** State of one run of the fusion pass over a model. */
+export class FusionState {
+  readonly created = new Map<NodeProto, FusedInfo>();
+}
+
+function attributes(p: RmsNormParam): AttributeProto[] {
+  const a = toAttributes(p);
+  const T = AttributeProto_AttributeType;
+  return FUSED_ATTRIBUTE_NAMES.map((name) => {
+    const v = a[name];
+    if (name === 'epsilon') return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v as number });
+    if (typeof v === 'number') return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(v) });
+    return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(v) });
+  });
+}
+
+/** The DecomposeIO of a plan: what the reference function's body depends on. */
+export function planIO(plan: FusedPlan, opset: number): DecomposeIO {
+  const sig = signature(plan.param);
+  const present = new Set<InputRole>(sig.inputs.filter((r) => plan.inputs[r]));
+  return {
+    xDType: plan.dtypes.x,
+    gammaDType: plan.dtypes.gamma,
+    ...(plan.dtypes.beta ? { betaDType: plan.dtypes.beta } : {}),
+    ...(plan.dtypes.bias ? { biasDType: plan.dtypes.bias } : {}),
+    ...(plan.dtypes.scale ? { scaleDType: plan.dtypes.scale } : {}),
+    present,
+    normalizedAxes: plan.k,
+    opset,
+  };
+}
+
+/** Input list in signature order: absent interior optionals as '', trailing ones left off. */
+export function nodeInputs(plan: FusedPlan): string[] {
+  const names = signature(plan.param).inputs.map((r) => plan.inputs[r] ?? '');
+  while (names.length && names[names.length - 1] === '') names.pop();
+  return names;
+}
+
+export class FusionBuilder {
+  constructor(
+    readonly graph: Graph,
+    readonly state: FusionState,
+    readonly ctx: PassContext,
+    readonly opset: number,
+  ) {}
+
+  /** Replaces the plan's nodes by one fused node; returns it. */
+  fuse(plan: FusedPlan): Node {
+    const g = this.graph;
+    const io = planIO(plan, this.opset);
+    const sig = signature(plan.param);
+    const outputs = sig.outputs.map((r) => {
+      const o = plan.outputs[r];
+      if (!o) throw new Error(`fuse: plan has no ${r} output`);
+      return o;
+    });
+    const opType = OP_TYPE[plan.param.layerType];
+    const name = g.freshName(plan.scope ? `${plan.scope}/${opType}` : opType);
+    const proto = create(NodeProtoSchema, {
+      name,
+      opType,
+      domain: RMSFUSE_DOMAIN,
+      overload: functionName(plan.param, io),
+      input: nodeInputs(plan),
+      output: outputs,
+      attribute: attributes(plan.param),
+    });
+
+    const removedOutputs = new Set(plan.remove.flatMap((n) => n.outputs));
+    const siteInputs = new Set([...plan.remove, ...plan.constNodes].flatMap((n) => n.inputs));
+    const replacedLabels = plan.remove.filter((n) => n !== plan.grows).map((n) => n.label);
+
+    g.proto.initializer.push(...plan.newInitializers);
+    const [node] = g.replace(plan.remove, [proto]);
+    const removedConsts = this.removeDeadConstants(plan.constNodes, siteInputs);
+    for (const n of removedConsts) for (const o of n.outputs) removedOutputs.add(o);
+    // value_info of tensors that no longer exist goes; every other entry stays as it was.
+    g.proto.valueInfo = g.proto.valueInfo.filter((v) => !removedOutputs.has(v.name) || g.defines(v.name));
+
+    const attrs = toAttributes(plan.param);
+    const old = plan.grows ? this.state.created.get(plan.grows.proto) : undefined;
+    let site: FusedSite;
+    if (old) {
+      this.state.created.delete(plan.grows!.proto);
+      site = old.site;
+      Object.assign(site, { node: name, op_type: opType, attributes: attrs });
+      site.replaced.push(...replacedLabels, ...removedConsts.map((n) => n.label));
+    } else {
+      site = { node: name, op_type: opType, attributes: attrs, replaced: [...replacedLabels, ...removedConsts.map((n) => n.label)], graph: graphPath(g) };
+      this.ctx.report.fused.push(site);
+    }
+    if (plan.notes.length) site.notes = [...(site.notes ?? []), ...plan.notes];
+    this.state.created.set(proto, { param: plan.param, io, site });
+    return node!;
+  }
+
+  /**
+   * Constant producers (Constant nodes, their Casts) and initializers the site read, now read by
+   * nothing: they were part of the site. Pre-existing dead code elsewhere is left alone.
+   */
+  private removeDeadConstants(constNodes: readonly Node[], siteInputs: Set<string>): Node[] {
+    const g = this.graph;
+    const removed: Node[] = [];
+    const isDead = (name: string): boolean => g.consumers(name).length === 0 && !g.isGraphOutput(name);
+    let changed = true;
+    while (changed) {
+      changed = false;
+      const alive = new Set(g.proto.node);
+      const dead = constNodes.filter((n) => alive.has(n.proto) && !removed.includes(n) && n.outputs.every((o) => o === '' || isDead(o)));
+      if (dead.length) {
+        const gone = new Set(dead.map((n) => n.proto));
+        g.proto.node = g.proto.node.filter((p) => !gone.has(p));
+        for (const n of dead) for (const i of n.inputs) siteInputs.add(i);
+        removed.push(...dead);
+        g.reindex();
+        changed = true;
+      }
+    }
+    const deadInits = new Set(
+      [...siteInputs].filter((name) => {
+        const v = g.values.get(name);
+        return v?.initializer && !v.isGraphInput && isDead(name);
+      }),
+    );
+    if (deadInits.size) {
+      g.proto.initializer = g.proto.initializer.filter((t) => !deadInits.has(t.name));
+      g.reindex();
+    }
+    return removed;
+  }
+}
+
+/**
+ * Model-level part of SPEC section 3, once per run: one function per distinct variant (skipping
+ * functions the model already has, so a second run adds nothing), the rmsfuse opset import, and
+ * ir_version >= 10 (the `overload` field). Nothing changes when nothing was fused.
+ */
+export function finishModel(model: Model, state: FusionState): void {
+  if (state.created.size === 0) return;
+  const have = new Set(model.proto.functions.map((f) => `${f.domain}\u0000${f.name}\u0000${f.overload}`));
+  const add: FunctionProto[] = [];
+  for (const info of state.created.values()) {
+    const fn = buildFunction(info.param, info.io);
+    const key = `${fn.domain}\u0000${fn.name}\u0000${fn.overload}`;
+    if (have.has(key)) continue;
+    have.add(key);
+    add.push(fn);
+  }
+  add.sort((a, b) => (a.name + a.overload < b.name + b.overload ? -1 : a.name + a.overload > b.name + b.overload ? 1 : 0));
+  model.proto.functions.push(...add);
+  if (model.opset(RMSFUSE_DOMAIN) === undefined) {
+    model.proto.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: RMSFUSE_DOMAIN, version: BigInt(RMSFUSE_OPSET_VERSION) }));
+  }
+  if (model.proto.irVersion < 10n) model.proto.irVersion = 10n;
+}

@@ -1,0 +1,105 @@
+/**
+ * Stage 2: grow a fused RmsNorm by the residual Add in front of it (PreNorm / PostNorm).
+ */
+import { fail, ok, p, type Match, type MatchResult, type Pattern } from '../matcher/index.js';
+import {
+  dtypeText,
+  dtypesOf,
+  floatOf,
+  outsideUse,
+  reshapedConstant,
+  rolesOf,
+  sameShape,
+  scopeOf,
+  shapeText,
+  usedOutside,
+  weightProblem,
+  type FusedPlan,
+  type RuleContext,
+} from '../plan.js';
+import type { Rule } from '../rule.js';
+import { validatePlan } from '../validate-site.js';
+
+/** x + residual: x is the Add's first operand, residual its second (SPEC section 2). */
+const add = p.op('Add', [p.var('x'), p.var('residual')]).as('add');
+/** With an optional constant bias added to the sum (either operand order). */
+export const pattern: Pattern = p.Fused(['RmsNorm'], [p.oneOf(p.Add(add, p.var('bias')).as('biasAdd'), add)]).as('norm');
+
+function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
+  const g = m.graph;
+  const norm = m.nodes.norm!;
+  const fused = cx.fresh(norm);
+  if (!fused) return fail(`${norm.label} was fused by an earlier run and is not rewritten`, norm, { quiet: true });
+  const { param: old, io } = fused;
+  const addNode = m.nodes.add!;
+  const biasAdd = m.nodes.biasAdd;
+  const x = m.values.x!;
+  const residual = m.values.residual!;
+  const bias = m.values.bias;
+  const sum = (biasAdd ?? addNode).outputs[0]!;
+  const what = `the residual Add ${addNode.label} is not fused into ${norm.label}`;
+
+  // Two activations of equal shape; a constant operand is a bias add, not a residual.
+  if (g.isConstant(x) || g.isConstant(residual)) return fail(`${addNode.label} adds a constant: not a residual Add`, addNode, { quiet: true });
+  const xt = g.type(x);
+  const rt = g.type(residual);
+  if (floatOf(xt) !== io.xDType || floatOf(rt) !== io.xDType) {
+    return fail(`${what}: x is ${dtypeText(xt?.dtype)} and residual ${dtypeText(rt?.dtype)}, not both ${io.xDType}`, addNode);
+  }
+  if (!sameShape(xt!.shape, rt!.shape)) {
+    return fail(`${what}: x ${shapeText(xt!.shape)} and residual ${shapeText(rt!.shape)} are not the same shape (the Add broadcasts)`, addNode);
+  }
+
+  const newInitializers = [];
+  const notes: string[] = [];
+  let biasName = bias;
+  if (bias !== undefined) {
+    if (!g.isConstant(bias)) return fail(`${what}: the bias ${bias} is not a constant`, biasAdd, { quiet: true });
+    const bt = g.type(bias);
+    const bd = floatOf(bt);
+    if (!bd) return fail(`${what}: the bias is ${dtypeText(bt?.dtype)}`, biasAdd);
+    const shape = weightProblem('bias', bt, xt!.shape!, io.normalizedAxes ?? 1, bias);
+    if ('ok' in shape) return fail(`${what}: ${shape.reason}`, biasAdd);
+    if (shape.drop > 0) {
+      const t = reshapedConstant(g, bias, io.normalizedAxes ?? 1)!;
+      newInitializers.push(t);
+      notes.push(`bias ${shapeText(bt?.shape)} stored as ${t.name}`);
+      biasName = t.name;
+    }
+  }
+
+  // The inner sum of a biased residual is interior; the final sum is PreNorm's second output.
+  const inner = outsideUse(g, [addNode, ...(biasAdd ? [biasAdd] : [])], new Set([sum]));
+  if (inner) return fail(`${what}: '${inner.value}' is also used by ${inner.user}`, inner.node);
+  const pre = usedOutside(g, [norm, addNode, ...(biasAdd ? [biasAdd] : [])], sum);
+
+  const roles = rolesOf(norm, old);
+  const param = { ...old, layerType: pre ? ('PreNorm' as const) : ('PostNorm' as const), hasBias: bias !== undefined };
+  const bdt = bias !== undefined ? floatOf(g.type(bias)) : undefined;
+  const plan: FusedPlan = {
+    param,
+    inputs: { x, residual, gamma: roles.inputs.gamma!, ...(biasName !== undefined ? { bias: biasName } : {}) },
+    outputs: pre ? { y: roles.outputs.y!, sum } : { y: roles.outputs.y! },
+    dtypes: { ...dtypesOf(io), ...(bdt ? { bias: bdt } : {}) },
+    k: io.normalizedAxes ?? 1,
+    remove: [...m.site],
+    constNodes: [...m.constNodes],
+    newInitializers,
+    scope: scopeOf(norm.name),
+    grows: norm,
+    notes,
+  };
+  const invalid = validatePlan(g, plan, cx.target);
+  if (invalid) return fail(`${what}: ${invalid.reason}`, addNode);
+  return ok(plan);
+}
+
+// RmsNorm(Add(x, residual) [+ bias]) -> PreNorm(x, bias, residual, gamma) when the sum is used elsewhere, else PostNorm
+export const residualRule: Rule = {
+  name: 'residual',
+  pattern,
+  freshRootsOnly: true,
+  anchor: (m) => m.nodes.add ?? m.root,
+  check,
+  rewrite: (m, b) => b.fuse(m.plan),
+};
