@@ -85,7 +85,7 @@ export function literal(value: unknown, indent = ''): string {
 export interface TypeCheckOptions {
   /** Declaration files to add to the program (e.g. @webgpu/types' index.d.ts). */
   declarationFiles?: string[];
-  /** Libraries (default ES2022 only: emitted launchers must not depend on the DOM library). */
+  /** Libraries, as compiler file names (default ES2022 and the DOM, which @webgpu/types builds on). */
   lib?: string[];
 }
 
@@ -103,9 +103,11 @@ export function typeCheck(paths: string[], options: TypeCheckOptions = {}): stri
       target: ts.ScriptTarget.ES2022,
       module: ts.ModuleKind.NodeNext,
       moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      lib: options.lib ?? ['lib.es2022.d.ts'],
+      lib: options.lib ?? ['lib.es2022.d.ts', 'lib.dom.d.ts'],
       types: [],
-      skipLibCheck: false,
+      // TypeScript 6's DOM library already declares WebGPU and clashes with @webgpu/types in a few
+      // declarations; consumers skip library checks too. The emitted .ts files are checked fully.
+      skipLibCheck: true,
     },
   });
   for (const f of options.declarationFiles ?? []) project.addSourceFileAtPath(f);

@@ -1,0 +1,92 @@
+// rmsfuse Norm kernel: x float16, H = 768, epsilon = 0.00001, quant none, high_precision, gemma.
+// 1 row(s) of 64 thread(s) per workgroup, vec4 units, row kept in registers, tree reduction.
+
+const H: u32 = 768u;
+const UNITS: u32 = 192u; // vec4 units per row
+const T: u32 = 64u; // threads per row
+const R: u32 = 1u; // rows per workgroup
+const K: u32 = 3u; // units per thread
+const EPS: f32 = 0.000009999999747378752f;
+
+// rows: rows in this dispatch; scale, offset: static quantization (per tensor, set at run time).
+struct Params { rows: u32, scale: f32, offset: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> gamma: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec2<u32>>;
+
+fn load_x(i: u32) -> vec4<f32> {
+  let w = x[i];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+fn load_gamma(i: u32) -> vec4<f32> {
+  return gamma[i];
+}
+
+fn store_y(i: u32, v: vec4<f32>) {
+  y[i] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+}
+
+fn round_t(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(pack2x16float(vec2<f32>(v.x, 0.0))).x, unpack2x16float(pack2x16float(vec2<f32>(v.y, 0.0))).x, unpack2x16float(pack2x16float(vec2<f32>(v.z, 0.0))).x, unpack2x16float(pack2x16float(vec2<f32>(v.w, 0.0))).x);
+}
+
+fn sum_sq(v: vec4<f32>) -> f32 {
+  return dot(v, v);
+}
+
+// The values the norm reads for unit i of the row (u: unit within the row).
+fn load_s(i: u32, u: u32) -> vec4<f32> {
+  return load_x(i);
+}
+
+fn norm(s: vec4<f32>, inv_rms: f32, u: u32) -> vec4<f32> {
+  return s * inv_rms * (1.0 + load_gamma(u));
+}
+
+var<workgroup> red_sum: array<f32, 64>;
+fn reduce_sum(v: f32, r: u32, t: u32) -> f32 {
+  let i = r * 64u + t;
+  red_sum[i] = v;
+  workgroupBarrier();
+  for (var s = 32u; s >= 8u; s = s >> 1u) {
+    if (t < s) { red_sum[i] = red_sum[i] + red_sum[i + s]; }
+    workgroupBarrier();
+  }
+  var total = red_sum[r * 64u];
+  for (var k = 1u; k < 8u; k++) {
+    total = total + red_sum[r * 64u + k];
+  }
+  return total;
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let r = lid / T; // row within the workgroup
+  let t = lid % T; // thread within the row
+  let row = (wid.x + wid.y * nwg.x) * R + r;
+  let valid = row < params.rows;
+  let base = row * UNITS;
+  var cache: array<vec4<f32>, K>;
+  var ss = 0.0;
+  for (var k = 0u; k < K; k++) {
+    let u = t + k * T;
+    if (valid && u < UNITS) {
+      let s = load_s(base + u, u);
+      cache[k] = s;
+      ss += sum_sq(s);
+    }
+  }
+  let inv_rms = 1.0 / sqrt(reduce_sum(ss, r, t) / f32(H) + EPS);
+  for (var k = 0u; k < K; k++) {
+    let u = t + k * T;
+    if (valid && u < UNITS) {
+      store_y(base + u, norm(cache[k], inv_rms, u));
+    }
+  }
+}

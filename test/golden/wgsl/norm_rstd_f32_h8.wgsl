@@ -1,0 +1,81 @@
+// rmsfuse Norm kernel: x float32, H = 8, epsilon = 0.00001, quant none, high_precision, llama.
+// 64 row(s) of 1 thread(s) per workgroup, vec4 units, row kept in registers, no reduction.
+
+const H: u32 = 8u;
+const UNITS: u32 = 2u; // vec4 units per row
+const T: u32 = 1u; // threads per row
+const R: u32 = 64u; // rows per workgroup
+const K: u32 = 2u; // units per thread
+const EPS: f32 = 0.000009999999747378752f;
+
+// rows: rows in this dispatch; scale, offset: static quantization (per tensor, set at run time).
+struct Params { rows: u32, scale: f32, offset: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gamma: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+
+fn load_x(i: u32) -> vec4<f32> {
+  return x[i];
+}
+
+fn load_gamma(i: u32) -> vec4<f32> {
+  return gamma[i];
+}
+
+fn store_y(i: u32, v: vec4<f32>) {
+  y[i] = v;
+}
+
+fn round_t(v: vec4<f32>) -> vec4<f32> {
+  return v;
+}
+
+fn sum_sq(v: vec4<f32>) -> f32 {
+  return dot(v, v);
+}
+
+// The values the norm reads for unit i of the row (u: unit within the row).
+fn load_s(i: u32, u: u32) -> vec4<f32> {
+  return load_x(i);
+}
+
+fn norm(s: vec4<f32>, inv_rms: f32, u: u32) -> vec4<f32> {
+  return s * inv_rms * load_gamma(u);
+}
+
+fn reduce_sum(v: f32) -> f32 {
+  return v;
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let r = lid / T; // row within the workgroup
+  let t = lid % T; // thread within the row
+  let row = (wid.x + wid.y * nwg.x) * R + r;
+  let valid = row < params.rows;
+  let base = row * UNITS;
+  var cache: array<vec4<f32>, K>;
+  var ss = 0.0;
+  for (var k = 0u; k < K; k++) {
+    let u = t + k * T;
+    if (valid && u < UNITS) {
+      let s = load_s(base + u, u);
+      cache[k] = s;
+      ss += sum_sq(s);
+    }
+  }
+  let inv_rms = 1.0 / sqrt(reduce_sum(ss) / f32(H) + EPS);
+  if (valid && t == 0u) { rstd[row] = inv_rms; }
+  for (var k = 0u; k < K; k++) {
+    let u = t + k * T;
+    if (valid && u < UNITS) {
+      store_y(base + u, norm(cache[k], inv_rms, u));
+    }
+  }
+}
