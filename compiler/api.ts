@@ -81,7 +81,9 @@ export function optimizeModel(model: Model, options: OptimizeModelOptions = {}):
   checkFormatFits(model, format);
   const report: Report = { target: target ?? 'none', format, fused: [], remarks: [], passes: [] };
   const t0 = performance.now();
-  model.inferTypes();
+  const passes = options.passes ?? selectPasses(format);
+  // Types are for the passes; with none to run (RMSFUSE_PASSES=none) loading and saving is all.
+  if (passes.length > 0) model.inferTypes();
   const ctx: PassContext = {
     model,
     target,
@@ -90,7 +92,7 @@ export function optimizeModel(model: Model, options: OptimizeModelOptions = {}):
     explain: new Set(options.explain ?? []),
     log: options.log ?? ((line) => void process.stderr.write(line + '\n')),
   };
-  runPasses(options.passes ?? selectPasses(format), ctx);
+  runPasses(passes, ctx);
   report.totalMs = performance.now() - t0;
   return report;
 }
@@ -164,6 +166,7 @@ export async function optimize(input: string, output: string, options: OptimizeO
 
   let manifest: Manifest | undefined;
   if (options.emit !== undefined) {
+    model.inferTypes(); // no-op where the passes already did it; the emitter reads shapes
     manifest = await emitKernels(model, options.emit, target);
   }
   const t5 = performance.now();

@@ -162,6 +162,16 @@ export class Graph {
           for (const g of a.graphs) n.subgraphs.push(new Graph(g, this.model, n));
         }
       }
+      if (n.subgraphs.length === 0) {
+        // The common case, kept allocation-free: a node reading a name twice (Mul(x, x)) is
+        // one consumer, and it is then the last one pushed.
+        for (const name of n.inputs) {
+          if (name === '') continue;
+          const consumers = v(name).consumers;
+          if (consumers[consumers.length - 1] !== n) consumers.push(n);
+        }
+        continue;
+      }
       const read = new Set(n.inputs.filter((i) => i !== ''));
       for (const g of n.subgraphs) for (const name of g.freeNames()) read.add(name);
       for (const name of read) {
@@ -300,6 +310,7 @@ export class Graph {
    * cycle, naming a node on it.
    */
   sortTopologically(): void {
+    if (this.isSorted()) return;
     const index = new Map(this.nodes.map((n, i) => [n, i]));
     const pending = new Map<Node, number>();
     const users = new Map<Node, Node[]>();
@@ -365,6 +376,29 @@ export class Graph {
       this.proto.node = order.map((n) => n.proto);
       this.nodes = order;
     }
+  }
+
+  /**
+   * True when every node comes after the producers of everything it reads (exporters write
+   * graphs this way): one pass, no allocation per node. A sorted graph has no cycle.
+   */
+  private isSorted(): boolean {
+    const position = new Map<Node, number>();
+    for (let i = 0; i < this.nodes.length; i++) position.set(this.nodes[i]!, i);
+    for (let i = 0; i < this.nodes.length; i++) {
+      const n = this.nodes[i]!;
+      for (const name of n.inputs) {
+        const p = name === '' ? undefined : this.values.get(name)?.producer;
+        if (p && position.get(p)! >= i) return false;
+      }
+      for (const g of n.subgraphs) {
+        for (const name of g.freeNames()) {
+          const p = this.values.get(name)?.producer;
+          if (p && position.get(p)! >= i) return false;
+        }
+      }
+    }
+    return true;
   }
 
   /** Checks on load: every input produced somewhere (here, outer scopes, or graph inputs), no cycles. */

@@ -85,14 +85,15 @@ function parseIntKey(t: TensorProto, key: string, v: string): number {
  * does not exist, or whose offset+length runs past the end of the file.
  */
 export function validateExternalRefs(refs: ExternalRef[], dir: string): void {
+  if (refs.length === 0) return;
   const realDir = fs.realpathSync(dir);
+  // Thousands of tensors share a few files: resolve and stat each location once.
   const sizes = new Map<string, number>();
   for (const r of refs) {
-    const file = resolveLocation(r.tensor.name, r.location, dir, realDir);
-    let size = sizes.get(file);
+    let size = sizes.get(r.location);
     if (size === undefined) {
-      size = fs.statSync(file).size;
-      sizes.set(file, size);
+      size = fs.statSync(resolveLocation(r.tensor.name, r.location, dir, realDir)).size;
+      sizes.set(r.location, size);
     }
     if (r.offset + r.length > size) {
       throw new RmsfuseError(
