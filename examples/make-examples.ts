@@ -10,7 +10,7 @@
  *
  * and examples/expected.json: the fused nodes rmsfuse should produce for each (by op type and
  * variant), derived from how the graphs are built here. Weights come from a seeded generator,
- * so the files are reproducible byte for byte; H = 64 keeps them small. Every model is run once
+ * so the files are reproducible byte for byte; hidden 64 keeps them small. Every model is run once
  * in onnxruntime-node as a self-check before it is written.
  */
 import * as fs from 'node:fs';
@@ -20,9 +20,16 @@ import { decodeModel } from '../compiler/onnx/model.js';
 import { GraphBuilder, randomValues, type ElemType } from '../test/helpers/graph.js';
 import { randomFeeds, runModel } from '../test/helpers/ort.js';
 
-const H = 64;
-const FFN = 128;
-const LAYERS = 2;
+/** Sizes of a generated decoder. The examples use the full sizes; bench/fusion uses low-rank projections. */
+export interface Dims {
+  hidden: number;
+  ffn: number;
+  /** Width of q/k/v (one head); equal to hidden in the examples. */
+  head: number;
+  layers: number;
+}
+const EXAMPLE_DIMS: Dims = { hidden: 64, ffn: 128, head: 64, layers: 2 };
+const LAYERS = EXAMPLE_DIMS.layers;
 const EPS = 1e-6;
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -42,7 +49,7 @@ interface Expected {
 class Net {
   readonly g: GraphBuilder;
   private seed = 1;
-  constructor(readonly dtype: Act, name: string) {
+  constructor(readonly dtype: Act, name: string, readonly dims: Dims) {
     this.g = new GraphBuilder({ opset: 17, name, irVersion: 8 });
   }
   weight(name: string, dims: number[], lo: number, hi: number, dtype: ElemType = this.dtype): string {
@@ -65,7 +72,7 @@ type Norm = (net: Net, scope: string, x: string, weightName: string, out?: strin
 /** Hugging Face LlamaRMSNorm as torch.onnx.export writes it (fp32 and fp16 alike). */
 const llamaNorm: Norm = (net, scope, x, weightName, out) => {
   const g = net.g.scope(scope);
-  const w = net.weight(weightName, [H], 0.8, 1.2);
+  const w = net.weight(weightName, [net.dims.hidden], 0.8, 1.2);
   const x32 = g.op('Cast', [x], { to: TO.float32 });
   const sq = g.op('Pow', [x32, net.scalar(2)]);
   const ms = g.op('ReduceMean', [sq], { axes: [-1], keepdims: 1 });
@@ -77,7 +84,7 @@ const llamaNorm: Norm = (net, scope, x, weightName, out) => {
 /** Gemma: statistics and (1 + gamma) in fp32, spelled with Mul(x, x) and Reciprocal. */
 const gemmaNorm: Norm = (net, scope, x, weightName, out) => {
   const g = net.g.scope(scope);
-  const w = net.weight(weightName, [H], -0.2, 0.2, 'float32');
+  const w = net.weight(weightName, [net.dims.hidden], -0.2, 0.2, 'float32');
   const ms = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
   const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, net.scalar(EPS)])])]);
   return g.op('Mul', [g.op('Mul', [x, rstd]), g.op('Add', [net.scalar(1), w])], {}, out ? { outputs: [out] } : {});
@@ -112,7 +119,7 @@ const dynamicPerToken: Quant = {
   },
 };
 
-interface Spec {
+export interface Spec {
   name: string;
   dtype: Act;
   norm: Norm;
@@ -124,20 +131,22 @@ interface Spec {
 }
 
 function attention(net: Net, scope: string, x: string): string {
-  const q = net.linear(`${scope}/q_proj`, x, H, H);
-  const k = net.linear(`${scope}/k_proj`, x, H, H);
-  const v = net.linear(`${scope}/v_proj`, x, H, H);
+  const { hidden: H, head } = net.dims;
+  const q = net.linear(`${scope}/q_proj`, x, H, head);
+  const k = net.linear(`${scope}/k_proj`, x, H, head);
+  const v = net.linear(`${scope}/v_proj`, x, H, head);
   const g = net.g.scope(`/${scope}`); // after the projections, which set their own scopes
   // Scores and softmax in fp32 (as HF does for fp16 too), mixing back in the activation dtype.
   const f32 = (t: string) => (net.dtype === 'float32' ? t : g.op('Cast', [t], { to: TO.float32 }));
-  const scores = g.op('Div', [g.op('MatMul', [f32(q), g.op('Transpose', [f32(k)], { perm: [0, 2, 1] })]), net.scalar(Math.sqrt(H))]);
+  const scores = g.op('Div', [g.op('MatMul', [f32(q), g.op('Transpose', [f32(k)], { perm: [0, 2, 1] })]), net.scalar(Math.sqrt(head))]);
   let probs = g.op('Softmax', [scores], { axis: -1 });
   if (net.dtype !== 'float32') probs = g.op('Cast', [probs], { to: TO[net.dtype] });
   const mixed = g.op('MatMul', [probs, v]);
-  return net.linear(`${scope}/o_proj`, mixed, H, H);
+  return net.linear(`${scope}/o_proj`, mixed, head, H);
 }
 
 function mlp(net: Net, scope: string, x: string, act: Spec['act']): string {
+  const { hidden: H, ffn: FFN } = net.dims;
   const gate = net.linear(`${scope}/gate_proj`, x, H, FFN);
   const up = net.linear(`${scope}/up_proj`, x, H, FFN);
   const g = net.g.scope(`/${scope}`); // after the projections, which set their own scopes
@@ -149,12 +158,14 @@ function mlp(net: Net, scope: string, x: string, act: Spec['act']): string {
   return net.linear(`${scope}/down_proj`, gated, FFN, H);
 }
 
-function build(spec: Spec): Uint8Array {
-  const net = new Net(spec.dtype, spec.name);
+/** The decoder of `spec` at the given sizes, as ONNX bytes. */
+export function build(spec: Spec, dims: Dims = EXAMPLE_DIMS): Uint8Array {
+  const net = new Net(spec.dtype, spec.name, dims);
   const g = net.g;
+  const H = dims.hidden;
   let h = g.input('inputs_embeds', spec.dtype, ['batch', 'seq', H]);
   if (spec.embedScale) h = g.scope('/embed_scale').op('Mul', [h, net.scalar(Math.sqrt(H), spec.dtype)]);
-  for (let l = 0; l < LAYERS; l++) {
+  for (let l = 0; l < dims.layers; l++) {
     const quant = spec.quant?.(l);
     const s = `/layers.${l}`;
     let n = spec.norm(net, `${s}/input_layernorm`, h, `layers.${l}.input_layernorm.weight`);

@@ -21,7 +21,9 @@
  * - ONNX RMSNormalization (opset 23) casts `Normalized` back to T and multiplies by the scale in V,
  *   so in fp16 it *is* high_performance (gamma in T). A high_precision fp16 Norm lowers to
  *   Cast(fp32) -> RMSNormalization -> Cast(T), one rounding. RMSNormalization has no rstd output.
- * - No standard op quantizes or takes (1 + gamma): int8 and gemma variants stay.
+ * - gemma multiplies by (1 + gamma) computed in fp32: the scale becomes Add(fp32(gamma), 1), which
+ *   onnxruntime folds for an initializer gamma (its own optimizer fuses HF Gemma the same way).
+ * - No standard op quantizes: int8 variants stay.
  * - bf16 stays: onnxruntime's CPU provider has no bf16 kernels to check a lowering against.
  *
  * A runtime may still compute an fp16 graph more precisely than its ops say: onnxruntime's CPU
@@ -41,6 +43,7 @@ import {
   type GraphProto,
   type NodeProto,
   OperatorSetIdProtoSchema,
+  TensorProtoSchema,
 } from 'onnx-buf';
 import { RmsfuseError } from '../compiler/errors.js';
 import { type Graph, type Model, type Node, newNode } from '../compiler/ir/graph.js';
@@ -247,6 +250,11 @@ class Emitter {
     return outs;
   }
 
+  constF32(v: number): string {
+    const t = create(TensorProtoSchema, { dims: [], dataType: ONNX_DTYPE.FLOAT, floatData: [v] });
+    return this.op('Constant', [], [undefined], [create(AttributeProtoSchema, { name: 'value', type: AT.TENSOR, t })])[0]!;
+  }
+
   cast(v: string, to: FloatDType, out?: string): string {
     return this.op('Cast', [v], [out], [intAttr('to', CODE_OF_FLOAT[to])])[0]!;
   }
@@ -271,10 +279,10 @@ function refusal(site: FusedSiteInfo, format: 'ort' | 'onnx23'): string | undefi
   const p = site.param;
   const T = site.xDType, G = site.gammaDType;
   if (p.quantType !== 'none') return `no ${OTHERS[format]} op quantizes`;
-  if (p.modelType === 'gemma') return `no ${OTHERS[format]} op takes (1 + gamma)`;
   if (!T || !G) return 'the dtype of x or gamma is unknown';
   if (T === 'bfloat16' || G === 'bfloat16') return "bf16: onnxruntime's CPU provider has no bf16 kernels to check the lowering against";
   if (!site.inputs.x || !site.inputs.gamma || !site.outputs.y) return 'the node lacks x, gamma or y';
+  if (p.modelType === 'gemma' && p.precisionMode === 'high_performance') return 'gemma with high_performance is not a valid variant';
   if (p.layerType !== 'Norm' && !site.inputs.residual) return 'the node lacks its residual input';
   if (site.inputs.bias && !site.biasDType) return 'the dtype of bias is unknown';
   if (format === 'onnx23' && p.rstd) return 'RMSNormalization has no rstd output';
@@ -310,9 +318,12 @@ function lowerSite(site: FusedSiteInfo, format: 'ort' | 'onnx23', e: Emitter): L
   const axis = intAttr('axis', -site.k);
   const stash = intAttr('stash_type', 1);
   const sumOut = p.layerType === 'PreNorm' ? site.outputs.sum : undefined;
+  const gemma = p.modelType === 'gemma';
+  /** gamma as the op's scale in dtype V; gemma: 1 + gamma in fp32 (V is then always fp32). */
+  const scale = (V: FloatDType): string => (gemma ? e.op('Add', [e.as(gamma, G, T32), e.constF32(1)], [undefined])[0]! : e.as(gamma, G, V));
 
   if (skipFits(site, format)) {
-    const inputs = [x, residual, e.as(gamma, G, T32)];
+    const inputs = [x, residual, scale(T32)];
     if (bias) inputs.push(e.as(bias, site.biasDType!, T32));
     e.op('SkipSimplifiedLayerNormalization', inputs, sumOut ? [y, '', '', sumOut] : [y], [eps], MS_DOMAIN, true);
     return { opType: `${MS_DOMAIN}.SkipSimplifiedLayerNormalization`, what: 'SkipSimplifiedLayerNormalization' };
@@ -330,9 +341,9 @@ function lowerSite(site: FusedSiteInfo, format: 'ort' | 'onnx23', e: Emitter): L
   if (format === 'ort') {
     // Y has the scale's dtype V: with gamma in T that is y; otherwise widen gamma to fp32 (exact),
     // and round the fp32 result to T once.
-    const V: FloatDType = G === T ? T : T32;
+    const V: FloatDType = G === T && !gemma ? T : T32;
     const outs = [V === T ? y : undefined, ...(p.rstd && site.outputs.rstd ? [site.outputs.rstd] : [])];
-    const sln = e.op('SimplifiedLayerNormalization', [s, e.as(gamma, G, V)], outs, [axis, eps, stash], '', true);
+    const sln = e.op('SimplifiedLayerNormalization', [s, scale(V)], outs, [axis, eps, stash], '', true);
     if (V !== T) e.cast(sln[0]!, T, y);
     steps.push(V === T ? 'SimplifiedLayerNormalization' : 'SimplifiedLayerNormalization + Cast');
     return { opType: 'SimplifiedLayerNormalization', what: steps.join(' + ') };
@@ -340,11 +351,11 @@ function lowerSite(site: FusedSiteInfo, format: 'ort' | 'onnx23', e: Emitter): L
 
   // onnx23: RMSNormalization rounds Normalized to T, then multiplies by the scale in V = T.
   if (T === T32 || p.precisionMode === 'high_performance') {
-    e.op('RMSNormalization', [s, e.as(gamma, G, T)], [y], [axis, eps, stash], '', true);
+    e.op('RMSNormalization', [s, scale(T)], [y], [axis, eps, stash], '', true);
     steps.push('RMSNormalization');
   } else {
     // high_precision below fp32: normalize and scale in fp32, round to T once at the end.
-    const y32 = e.op('RMSNormalization', [e.cast(s, T32), e.as(gamma, G, T32)], [undefined], [axis, eps, stash], '', true)[0]!;
+    const y32 = e.op('RMSNormalization', [e.cast(s, T32), scale(T32)], [undefined], [axis, eps, stash], '', true)[0]!;
     e.cast(y32, T, y);
     steps.push('Cast + RMSNormalization + Cast');
   }

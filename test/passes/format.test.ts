@@ -218,8 +218,24 @@ const CASES: Expectation[] = [
     onnx23: ['Add', 'RMSNormalization'],
   },
   { name: 'PreNorm fp16 with bias', c: { param: param('PreNorm', { hasBias: true }), x: 'float16', bias: true }, ort: KEPT('PreNorm'), onnx23: KEPT('PreNorm') },
-  { name: 'Norm gemma fp32', c: { param: param('Norm', { modelType: 'gemma' }), x: 'float32' }, ort: KEPT('RmsNorm'), onnx23: KEPT('RmsNorm') },
-  { name: 'PreNorm gemma fp16', c: { param: param('PreNorm', { modelType: 'gemma' }), x: 'float16' }, ort: KEPT('PreNorm'), onnx23: KEPT('PreNorm') },
+  {
+    name: 'Norm gemma fp32',
+    c: { param: param('Norm', { modelType: 'gemma' }), x: 'float32' },
+    ort: ['Constant', 'Add', 'SimplifiedLayerNormalization'],
+    onnx23: ['Constant', 'Add', 'RMSNormalization'],
+  },
+  {
+    name: 'PreNorm gemma fp32',
+    c: { param: param('PreNorm', { modelType: 'gemma' }), x: 'float32' },
+    ort: ['Constant', 'Add', 'com.microsoft.SkipSimplifiedLayerNormalization'],
+    onnx23: ['Add', 'Constant', 'Add', 'RMSNormalization'],
+  },
+  {
+    name: 'PreNorm gemma fp16',
+    c: { param: param('PreNorm', { modelType: 'gemma' }), x: 'float16' },
+    ort: ['Add', 'Cast', 'Constant', 'Add', 'SimplifiedLayerNormalization', 'Cast'],
+    onnx23: ['Add', 'Cast', 'Cast', 'Constant', 'Add', 'RMSNormalization', 'Cast'],
+  },
   { name: 'Norm int8 static', c: { param: param('Norm', { quantType: 'int8' }), x: 'float16' }, ort: KEPT('RmsNorm'), onnx23: KEPT('RmsNorm') },
   {
     name: 'PreNorm int8 dynamic',
@@ -286,20 +302,21 @@ describe('lower-format: --format ort / onnx23', () => {
   });
 
   it('lowers every site of a multi-layer graph and keeps the others', async () => {
-    // Two sites in one graph: a PreNorm (lowered) feeding a gemma Norm (kept).
+    // Two sites in one graph: a PreNorm (lowered) feeding a static-int8 Norm (kept).
     const pre = fusedModel({ param: param('PreNorm'), x: 'float32' });
     const g = pre.graph!;
-    const gemma = fusedModel({ param: param('Norm', { modelType: 'gemma' }), x: 'float32' });
-    const gn = gemma.graph!.node[0]!;
-    gn.name = '/model/norm';
-    gn.input = ['out_y', 'gamma'];
-    gn.output = ['final'];
-    g.node.push(gn);
-    g.output.push({ ...g.output[0]!, name: 'final' });
-    pre.functions.push(...gemma.functions);
+    const quant = fusedModel({ param: param('Norm', { quantType: 'int8' }), x: 'float32' });
+    const qn = quant.graph!.node[0]!;
+    qn.name = '/model/norm';
+    qn.input = qn.input.map((i) => (i === 'x' ? 'out_y' : i));
+    qn.output = ['final_q'];
+    g.node.push(qn);
+    g.initializer.push(...quant.graph!.initializer.filter((t) => t.name === 'scale'));
+    g.output.push({ ...quant.graph!.output[0]!, name: 'final_q' });
+    pre.functions.push(...quant.functions);
     const { model: after } = lower(pre, 'ort');
     expect(opsOf(after)).to.deep.equal(['com.microsoft.SkipSimplifiedLayerNormalization', 'rmsfuse.RmsNorm']);
-    expect(after.functions.map((f) => f.overload)).to.deep.equal([gemma.functions[0]!.overload]);
+    expect(after.functions.map((f) => f.overload)).to.deep.equal([quant.functions[0]!.overload]);
     expect(after.opsetImport.map((o) => o.domain).sort()).to.deep.equal(['', 'com.microsoft', 'rmsfuse']);
     await checkSame(pre, after);
   });
