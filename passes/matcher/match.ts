@@ -210,9 +210,15 @@ function* matchValue(pat: Pattern, value: string, s0: State, cx: Cx): Generator<
       for (const alt of pat.alts) yield* matchValue(alt, value, s, cx);
       return;
     case 'opt': {
-      const prod = g.producer(value);
+      // The optional node may sit behind no-op Casts too (unless it is such a Cast itself).
+      const skipped: Node[] = [];
+      let prod = g.producer(value);
+      while (prod && !pat.ops.includes(prod.opType) && isNoOp(g, prod) && skipped.length < 4) {
+        skipped.push(prod);
+        prod = g.producer(prod.inputs[0] ?? '');
+      }
       if (prod && isDefaultDomain(prod) && pat.ops.includes(prod.opType) && prod.inputs[0]) {
-        const s1 = bindNode(withNodes(s, [prod]), pat.tag, prod);
+        const s1 = bindNode(withNodes(s, [...skipped, prod]), pat.tag, prod);
         if (s1) yield* matchValue(pat.inner, prod.inputs[0], s1, cx);
       }
       yield* matchValue(pat.inner, value, s, cx);

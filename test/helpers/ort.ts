@@ -82,6 +82,13 @@ export interface FeedOptions {
   spread?: number;
   /** Upper bound of |values| (fp16 graphs that square in fp16 need < 256). Default 1e4. */
   maxAbs?: number;
+  /**
+   * Values on a grid where sums of squares are exact in fp32: each row is 2^e * j/64 with integer
+   * j in [-64, 64] (e integer). Then every summation order gives the same mean, so a comparison
+   * sees the graph's structure rather than onnxruntime's reduction order (which differs between
+   * a graph and an inlined function by an ulp, and fp16 double rounding can amplify that).
+   */
+  exactSums?: boolean;
 }
 
 function dimsOf(v: ValueInfoProto, named: Record<string, number>): { dtype: ElemType; dims: number[] } {
@@ -109,8 +116,11 @@ export function randomFeeds(model: ModelProto, opts: FeedOptions = {}): Record<s
       const a = new Float32Array(n);
       let mag = 1;
       for (let i = 0; i < n; i++) {
-        if (i % Math.max(row, 1) === 0) mag = 10 ** ((2 * r() - 1) * spread);
-        a[i] = Math.max(-maxAbs, Math.min(maxAbs, (2 * r() - 1) * mag));
+        if (i % Math.max(row, 1) === 0) {
+          mag = opts.exactSums ? 2 ** Math.round((2 * r() - 1) * spread * Math.log2(10)) : 10 ** ((2 * r() - 1) * spread);
+        }
+        const u = opts.exactSums ? Math.round((2 * r() - 1) * 64) / 64 : 2 * r() - 1;
+        a[i] = Math.max(-maxAbs, Math.min(maxAbs, u * mag));
       }
       feeds[inp.name] = { dtype, dims, data: dtype === 'float32' ? a : roundArrayTo(dtype, a) };
     } else if (dtype === 'int8') {
