@@ -154,6 +154,30 @@ describe('foundation: external data', () => {
     expect(tail.readFloatLE(0)).to.equal(7);
   });
 
+  it('a model with 3 GiB of external weights loads and saves without reading them', () => {
+    const dir = tmp.dir();
+    const size = 3 * 2 ** 30;
+    const fd = fs.openSync(path.join(dir, 'huge.bin'), 'w');
+    fs.ftruncateSync(fd, size);
+    fs.closeSync(fd);
+    const rows = size / 4 / 4096;
+    const m = model({
+      graph: graph({
+        nodes: [node('MatMul', ['X', 'W'], ['Y'])],
+        inputs: [valueInfo('X', DT.FLOAT, [1, rows])],
+        outputs: [valueInfo('Y', DT.FLOAT, [1, 4096])],
+        initializers: [externalTensor('W', DT.FLOAT, [rows, 4096], 'huge.bin', 0, size)],
+      }),
+    });
+    fs.writeFileSync(path.join(dir, 'm.onnx'), modelBytes(m));
+    const rss0 = process.memoryUsage().rss;
+    const loaded = loadModel(path.join(dir, 'm.onnx'));
+    expect(loaded.loaded.external[0]!.length).to.equal(size);
+    saveModel(loaded, path.join(dir, 'out.onnx'));
+    expect(process.memoryUsage().rss - rss0).to.be.below(256 * 2 ** 20);
+    expect(loaded.graph.constantValues('W')).to.equal(undefined); // too big to decode: never read
+  });
+
   it('`rmsfuse optimize IN -o IN` leaves IN and its data intact (byte-equal), and onnxruntime still runs it', async () => {
     const dir = tmp.dir();
     const file = writeExternalModel(dir);
