@@ -6,6 +6,7 @@
  * Every user error (bad model, bad option, refused output) is thrown as an RmsfuseError whose
  * `exitCode` is 1 (model/environment) or 2 (usage); anything else is a bug in rmsfuse.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultPasses, type OutputFormat } from '../passes/index.js';
 import type { Manifest } from '../codegen/manifest.js';
@@ -152,7 +153,11 @@ export async function optimize(input: string, output: string, options: OptimizeO
   if (options.emit !== undefined && target === undefined) {
     throw new RmsfuseError(`--emit needs --target (one of: ${TARGETS.join(', ')})`, 2);
   }
-  if (options.report !== undefined) reportKind(options.report);
+  if (options.report !== undefined) {
+    reportKind(options.report);
+    const folder = path.dirname(path.resolve(options.report));
+    if (!fs.existsSync(folder)) throw new RmsfuseError(`cannot write the report ${options.report}: folder ${folder} does not exist`);
+  }
 
   const loaded = loadModelFile(input, options);
   const t1 = performance.now();
