@@ -43,6 +43,8 @@ interface Case {
   bias?: boolean;
   /** x rank 3 [batch, seq, H] (default) or 2 [tokens, H]. */
   rank?: 2 | 3;
+  /** Normalize the last two axes ([batch, 4, H/4], gamma [4, H/4]) instead of the last one. */
+  k2?: boolean;
   opset?: number;
 }
 
@@ -55,25 +57,26 @@ function fusedModel(c: Case): ModelProto {
   const opset = c.opset ?? 17;
   const g = new GraphBuilder({ opset, irVersion: 10 });
   const G = c.gamma ?? c.x;
-  const dims = c.rank === 2 ? ['tokens', H] : ['batch', 'seq', H];
+  const dims = c.k2 ? ['batch', 4, H / 4] : c.rank === 2 ? ['tokens', H] : ['batch', 'seq', H];
+  const gDims = c.k2 ? [4, H / 4] : [H];
   const sig = signature(c.param);
   const present = new Set<InputRole>(c.bias ? ['bias'] : []);
   const names: Partial<Record<InputRole, string>> = {};
   names.x = g.input('x', c.x, dims);
   if (sig.inputs.includes('residual')) names.residual = g.input('residual', c.x, dims);
   const gammaVals = c.param.modelType === 'gemma' ? randomValues(H, 2, -0.5, 0.5) : randomValues(H, 2, 0.5, 1.5);
-  names.gamma = g.init('gamma', G, [H], gammaVals);
-  if (c.bias) names.bias = g.init('bias', c.x, [H], randomValues(H, 3, -0.5, 0.5));
+  names.gamma = g.init('gamma', G, gDims, gammaVals);
+  if (c.bias) names.bias = g.init('bias', c.x, gDims, randomValues(H, 3, -0.5, 0.5));
   if (sig.inputs.includes('scale')) names.scale = g.init('scale', 'float32', [], [0.02]);
   const inputs = sig.inputs.map((r) => names[r] ?? '');
   while (inputs.length && inputs[inputs.length - 1] === '') inputs.pop();
-  const io: DecomposeIO = { xDType: c.x, gammaDType: G, present, opset };
+  const io: DecomposeIO = { xDType: c.x, gammaDType: G, present, opset, normalizedAxes: gDims.length };
   const attrs: Record<string, AttrValue> = {};
   for (const [k, v] of Object.entries(toAttributes(c.param))) attrs[k] = k === 'epsilon' ? float(v as number) : (v as number | string);
   const outs = sig.outputs.map((o) => `out_${o}`);
   g.opN(OP_TYPE[c.param.layerType], inputs, attrs, { name: '/model/layers.0/norm', domain: RMSFUSE_DOMAIN, outputs: outs });
   g.nodes[g.nodes.length - 1]!.overload = functionName(c.param, io);
-  const rowDims = [...dims.slice(0, -1), 1];
+  const rowDims = [...dims.slice(0, -gDims.length), ...gDims.map(() => 1)];
   for (const o of sig.outputs) {
     const dtype = o === 'q' ? 'int8' : o === 'rstd' || o === 'scale' ? 'float32' : c.x;
     g.output(`out_${o}`, dtype, o === 'rstd' || o === 'scale' ? rowDims : dims);
@@ -167,6 +170,18 @@ const CASES: Expectation[] = [
     bitExact: ['ort'],
   },
   { name: 'Norm fp32, 2-D x', c: { param: param('Norm'), x: 'float32', rank: 2 }, ort: ['SimplifiedLayerNormalization'], onnx23: ['RMSNormalization'] },
+  {
+    name: 'Norm fp32 rstd over the last two axes (k = 2)',
+    c: { param: param('Norm', { rstd: true }), x: 'float32', k2: true },
+    ort: ['SimplifiedLayerNormalization'],
+    onnx23: KEPT('RmsNorm'),
+  },
+  {
+    name: 'PreNorm fp32, k = 2 (Skip takes 1-D gamma only)',
+    c: { param: param('PreNorm'), x: 'float32', k2: true },
+    ort: ['Add', 'SimplifiedLayerNormalization'],
+    onnx23: ['Add', 'RMSNormalization'],
+  },
   {
     name: 'PreNorm fp32',
     c: { param: param('PreNorm'), x: 'float32' },
@@ -269,6 +284,10 @@ describe('lower-format: --format ort / onnx23', () => {
           }
           const usesMs = ops.some((o) => o.startsWith('com.microsoft.'));
           expect(after.opsetImport.some((o) => o.domain === 'com.microsoft')).to.equal(usesMs);
+          if (c.k2 && !kept) {
+            const main = after.graph!.node.find((n) => /Normalization$/.test(n.opType))!;
+            expect(Number(main.attribute.find((a) => a.name === 'axis')!.i)).to.equal(-2);
+          }
           // Output names and graph interface never change.
           expect(after.graph!.output.map((o) => o.name)).to.deep.equal(before.graph!.output.map((o) => o.name));
           if (!kept) await checkSame(before, after, bitExact?.includes(format));
