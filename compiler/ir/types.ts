@@ -28,7 +28,12 @@ export function typeFromValueInfo(info: ValueInfoProto): TensorType | undefined 
 }
 
 const ELEMENTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min']);
-const ELEMENTWISE_UNARY = new Set(['Sqrt', 'Reciprocal', 'Abs', 'Neg', 'Round', 'Identity', 'Relu', 'Exp', 'Erf', 'Tanh', 'Sigmoid', 'Clip', 'Floor', 'Ceil']);
+const ELEMENTWISE_UNARY = new Set([
+  'Sqrt', 'Reciprocal', 'Abs', 'Neg', 'Round', 'Identity', 'Relu', 'Exp', 'Erf', 'Tanh', 'Sigmoid', 'Clip', 'Floor', 'Ceil',
+  // Same dtype and shape as the input, too (activations, softmax, trigonometry).
+  'Softmax', 'LogSoftmax', 'Gelu', 'FastGelu', 'QuickGelu', 'Log', 'Cos', 'Sin', 'Elu', 'Selu', 'Celu', 'LeakyRelu', 'HardSigmoid',
+  'HardSwish', 'Softplus', 'Softsign', 'Mish', 'Sign', 'Trilu', 'CumSum',
+]);
 const REDUCE = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceSumSquare', 'ReduceL2', 'ReduceProd']);
 
 /** Numpy-style broadcast of two shapes; undefined when they cannot broadcast or a rank is unknown. */
@@ -72,13 +77,20 @@ export function inferNodeTypes(g: Graph, n: Node): void {
     const name = n.outputs[i];
     if (!name || !type) return;
     const v = g.values.get(name);
-    if (v && !v.type) v.type = type;
+    if (!v) return;
+    // Fill what is missing; a declared type (value_info) is never overridden.
+    if (!v.type) v.type = type;
+    else if (!v.type.shape && type.shape && v.type.dtype === type.dtype) v.type = { ...v.type, shape: type.shape };
   };
   const op = n.opType;
   if (n.domain !== '' && n.domain !== 'ai.onnx') return;
   if (ELEMENTWISE_BINARY.has(op)) {
     const a = t(0), b = t(1);
     if (a && b) set(0, { dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) });
+    else if (a || b) set(0, { dtype: (a ?? b)!.dtype });
+  } else if (COMPARE.has(op)) {
+    const a = t(0), b = t(1);
+    set(0, { dtype: ONNX_DTYPE.BOOL, shape: a && b ? broadcastShapes(a.shape, b.shape) : undefined });
   } else if (ELEMENTWISE_UNARY.has(op)) {
     set(0, t(0));
   } else if (op === 'Cast') {
@@ -118,9 +130,82 @@ export function inferNodeTypes(g: Graph, n: Node): void {
     set(0, { dtype: x.dtype, shape });
   } else if (op === 'Reshape') {
     const x = t(0);
-    const target = n.inputs[1] ? g.constantValues(n.inputs[1]) : undefined;
+    const target = n.inputs[1] ? shapeValue(g, n.inputs[1]) : undefined;
     if (!x || !target) return set(0, x && { dtype: x.dtype });
-    const shape: Dim[] = target.map((d, i) => (d === 0 ? x.shape?.[i] : d === -1 ? undefined : d));
+    const allowzero = (n.attrInt('allowzero') ?? 0) === 1;
+    const shape: Dim[] = target.map((d, i) => (d === 0 && !allowzero ? x.shape?.[i] : d === -1 ? undefined : d));
+    // -1: the element count of x divided by the other dims, when all are numbers.
+    const minus = target.indexOf(-1);
+    if (minus >= 0 && x.shape) {
+      const total = x.shape.reduce<number | undefined>((a, d) => (a !== undefined && typeof d === 'number' ? a * d : undefined), 1);
+      const rest = shape.reduce<number | undefined>((a, d, i) => (i === minus ? a : a !== undefined && typeof d === 'number' ? a * d : undefined), 1);
+      if (total !== undefined && rest) shape[minus] = total / rest;
+    }
+    set(0, { dtype: x.dtype, shape });
+  } else if (op === 'Transpose') {
+    const x = t(0);
+    if (!x?.shape) return set(0, x && { dtype: x.dtype });
+    const perm = n.attrInts('perm') ?? x.shape.map((_, i) => x.shape!.length - 1 - i);
+    set(0, { dtype: x.dtype, shape: perm.map((p) => x.shape![p]) });
+  } else if (op === 'Where') {
+    const c = t(0), a = t(1), b = t(2);
+    if (a || b) set(0, { dtype: (a ?? b)!.dtype, shape: c && a && b ? broadcastShapes(broadcastShapes(c.shape, a.shape), b.shape) : undefined });
+  } else if (op === 'Expand') {
+    const x = t(0);
+    const target = n.inputs[1] ? shapeValue(g, n.inputs[1]) : undefined;
+    if (x) set(0, { dtype: x.dtype, shape: target ? broadcastShapes(x.shape, target) : undefined });
+  } else if (op === 'Shape') {
+    const x = t(0);
+    const start = n.attrInt('start') ?? 0;
+    const end = n.attrInt('end');
+    const len = x?.shape ? x.shape.slice(start, end).length : undefined;
+    set(0, { dtype: ONNX_DTYPE.INT64, shape: len === undefined ? undefined : [len] });
+  } else if (op === 'Concat') {
+    const ins = n.inputs.map((_, i) => t(i));
+    const first = ins.find((x) => x);
+    if (!first) return;
+    if (ins.some((x) => !x?.shape)) return set(0, { dtype: first.dtype });
+    const rank = ins[0]!.shape!.length;
+    const axis = (n.attrInt('axis') ?? 0) < 0 ? (n.attrInt('axis') ?? 0) + rank : (n.attrInt('axis') ?? 0);
+    const shape: Dim[] = ins[0]!.shape!.map((d, i) => {
+      if (i !== axis) return ins.map((x) => x!.shape![i]).find((v) => v !== undefined) ?? d;
+      return ins.reduce<Dim>((a, x) => (typeof a === 'number' && typeof x!.shape![i] === 'number' ? a + (x!.shape![i] as number) : undefined), 0);
+    });
+    set(0, { dtype: first.dtype, shape });
+  } else if (op === 'Gather') {
+    const x = t(0), idx = t(1);
+    if (!x) return;
+    if (!x.shape || !idx?.shape) return set(0, { dtype: x.dtype });
+    const axis = (n.attrInt('axis') ?? 0) < 0 ? (n.attrInt('axis') ?? 0) + x.shape.length : (n.attrInt('axis') ?? 0);
+    set(0, { dtype: x.dtype, shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)] });
+  } else if (op === 'Squeeze') {
+    const x = t(0);
+    const axes = n.attrInts('axes') ?? (n.inputs[1] ? g.constantValues(n.inputs[1]) : undefined);
+    if (!x?.shape || !axes) return set(0, x && { dtype: x.dtype });
+    const norm = normalizeAxes(axes, x.shape.length);
+    if (norm) set(0, { dtype: x.dtype, shape: x.shape.filter((_, i) => !norm.includes(i)) });
+  } else if (op === 'Slice') {
+    const x = t(0);
+    if (!x) return;
+    const starts = n.inputs[1] ? g.constantValues(n.inputs[1]) : undefined;
+    const ends = n.inputs[2] ? g.constantValues(n.inputs[2]) : undefined;
+    const axes = n.inputs[3] ? g.constantValues(n.inputs[3]) : starts?.map((_, i) => i);
+    const steps = n.inputs[4] ? g.constantValues(n.inputs[4]) : starts?.map(() => 1);
+    if (!x.shape) return set(0, { dtype: x.dtype });
+    const shape: Dim[] = [...x.shape];
+    const norm = axes && normalizeAxes(axes, x.shape.length);
+    if (!starts || !ends || !axes || !steps || !norm || norm.length !== axes.length) {
+      // Rank is kept; the sliced dims are unknown unless every axis is known.
+      const known = axes && normalizeAxes(axes, x.shape.length);
+      return set(0, { dtype: x.dtype, shape: shape.map((d, i) => (known && !known.includes(i) ? d : undefined)) });
+    }
+    axes.forEach((a, j) => {
+      const i = a < 0 ? a + x.shape!.length : a;
+      const d = x.shape![i];
+      if (typeof d !== 'number' || steps[j] !== 1) return void (shape[i] = undefined);
+      const clamp = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
+      shape[i] = Math.max(0, clamp(ends[j]!) - clamp(starts[j]!));
+    });
     set(0, { dtype: x.dtype, shape });
   } else if (op === 'MatMul') {
     const a = t(0), b = t(1);
@@ -134,6 +219,59 @@ export function inferNodeTypes(g: Graph, n: Node): void {
     const c = g.constantTensor(n.outputs[0]!);
     if (c?.tensor) set(0, { dtype: c.tensor.dataType, shape: c.shape });
     else if (c) set(0, { dtype: n.proto.attribute[0]?.name.includes('float') ? ONNX_DTYPE.FLOAT : ONNX_DTYPE.INT64, shape: c.shape });
+  } else if (SAME_TYPE_FIRST_OUTPUT.has(op)) {
+    // Normalizations, Dropout: output 0 has x's dtype and shape.
+    set(0, t(0));
+  }
+}
+
+/** Comparisons: bool output, broadcast shape. */
+const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
+const SAME_TYPE_FIRST_OUTPUT = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization', 'Dropout', 'InstanceNormalization', 'BatchNormalization']);
+
+/**
+ * The elements of a small int64 shape tensor as dims (symbolic where they come from a
+ * symbolic input dim): a constant, Shape(x), and Gather/Slice/Concat/Unsqueeze/Squeeze/Cast of
+ * those, as exporters build Reshape and Expand targets. undefined when not traceable.
+ */
+export function shapeValue(g: Graph, name: string, depth = 0): Dim[] | undefined {
+  if (depth > 16) return undefined;
+  const c = g.isConstant(name) ? g.constantValues(name) : undefined;
+  if (c) return c;
+  const n = g.producer(name);
+  if (!n || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
+  const sub = (i: number): Dim[] | undefined => (n.inputs[i] ? shapeValue(g, n.inputs[i]!, depth + 1) : undefined);
+  switch (n.opType) {
+    case 'Shape': {
+      const s = g.type(n.inputs[0] ?? '')?.shape;
+      if (!s) return undefined;
+      return s.slice(n.attrInt('start') ?? 0, n.attrInt('end'));
+    }
+    case 'Cast': case 'Identity': return sub(0);
+    case 'Concat': {
+      const parts = n.inputs.map((_, i) => sub(i));
+      return parts.every((p) => p) ? parts.flatMap((p) => p!) : undefined;
+    }
+    case 'Unsqueeze': case 'Squeeze': case 'Reshape': {
+      const v = sub(0);
+      return v && v.length <= 1 ? v : undefined;
+    }
+    case 'Gather': {
+      const v = sub(0);
+      const idx = n.inputs[1] ? g.constantValues(n.inputs[1]) : undefined;
+      if (!v || !idx || (n.attrInt('axis') ?? 0) !== 0) return undefined;
+      return idx.map((i) => v[i < 0 ? i + v.length : i]);
+    }
+    case 'Slice': {
+      const v = sub(0);
+      const st = n.inputs[1] ? g.constantValues(n.inputs[1]) : undefined;
+      const en = n.inputs[2] ? g.constantValues(n.inputs[2]) : undefined;
+      const steps = n.inputs[4] ? g.constantValues(n.inputs[4]) : [1];
+      if (!v || !st || !en || st.length !== 1 || steps?.[0] !== 1) return undefined;
+      const clamp = (x: number) => Math.max(0, Math.min(v.length, x < 0 ? x + v.length : x));
+      return v.slice(clamp(st[0]!), clamp(en[0]!));
+    }
+    default: return undefined;
   }
 }
 
