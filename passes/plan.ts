@@ -11,7 +11,7 @@ import { ONNX_DTYPE, dtypeName } from '../compiler/onnx/dtype.js';
 import type { DecomposeIO } from '../compiler/op/decompose.js';
 import { signature, type FloatDType, type InputRole, type OutputRole, type RmsNormParam } from '../compiler/op/param.js';
 import type { Target } from '../compiler/op/target.js';
-import { fail, type Failure } from './matcher/index.js';
+import { fail, isNoOp, type Failure } from './matcher/index.js';
 
 export interface FusedPlan {
   param: RmsNormParam;
@@ -112,7 +112,31 @@ export function outsideUse(g: Graph, site: readonly Node[], outputs: ReadonlySet
   return undefined;
 }
 
-/** Values among `candidates` that are read outside the site or are graph outputs. */
+/**
+ * No-op Casts and Identities of the site (the matcher looks through them) whose outputs are read
+ * elsewhere: they stay in the graph instead of blocking the fusion, provided what they read still
+ * exists afterwards (a value from outside the site, one of `available` = the fused node's outputs,
+ * or another kept node's output). E.g. torch's `x.to(float32)` on an fp32 residual sum that the
+ * next layer reads too.
+ */
+export function keptNoOps(g: Graph, site: readonly Node[], available: ReadonlySet<string>): Node[] {
+  const siteOutputs = new Set(site.flatMap((n) => n.outputs));
+  const kept: Node[] = [];
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const n of site) {
+      if (kept.includes(n) || !isNoOp(g, n) || !usedOutside(g, site, n.outputs[0] ?? '')) continue;
+      const i = n.inputs[0] ?? '';
+      if (!siteOutputs.has(i) || available.has(i) || kept.some((k) => k.outputs[0] === i)) {
+        kept.push(n);
+        changed = true;
+      }
+    }
+  }
+  return kept;
+}
+
+/** The value is read outside the site or is a graph output. */
 export function usedOutside(g: Graph, site: readonly Node[], value: string): boolean {
   const inSite = new Set(site);
   return g.isGraphOutput(value) || g.consumers(value).some((c) => !inSite.has(c));

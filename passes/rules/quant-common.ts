@@ -7,7 +7,7 @@ import type { Dim } from '../../compiler/ir/types.js';
 import type { DecomposeIO } from '../../compiler/op/decompose.js';
 import type { FloatDType, RmsNormParam } from '../../compiler/op/param.js';
 import { fail, p, type Failure, type Match, type Pattern } from '../matcher/index.js';
-import { castTo, dtypeText, FLOAT_CODES, floatOf, reshapedConstant, shapeText, usedOutside, weightProblem, type RuleContext } from '../plan.js';
+import { castTo, dtypeText, FLOAT_CODES, floatOf, reshapedConstant, shapeText, weightProblem, type RuleContext } from '../plan.js';
 import type { TensorProto } from 'onnx-buf';
 
 /** y of a fused norm made by this stage (output 0 of every unquantized variant). */
@@ -25,8 +25,6 @@ export interface QuantSource {
   betaDType?: FloatDType;
   newInitializers: TensorProto[];
   notes: string[];
-  /** The norm's y is read outside the quantization (only PostNorm int8 static can keep it). */
-  yUsedOutside: boolean;
 }
 
 /** Checks the norm and the value the quantizer reads; `what` starts every reason. */
@@ -37,7 +35,6 @@ export function checkQuantSource(m: Match, cx: RuleContext, what: string): Quant
   if (!fused) return fail(`${norm.label} was fused by an earlier run and is not rewritten`, norm, { quiet: true });
   const { param: old, io } = fused;
   if (old.quantType !== 'none') return fail(`${norm.label} is already quantized`, norm, { quiet: true });
-  const yName = norm.outputs[0]!;
   const xShape = g.type(norm.inputs[0]!)?.shape;
   if (!xShape) return fail(`${what}: the shape of x is unknown`, norm);
 
@@ -69,6 +66,5 @@ export function checkQuantSource(m: Match, cx: RuleContext, what: string): Quant
       beta = t.name;
     }
   }
-  const yUsedOutside = usedOutside(g, m.site, yName);
-  return { norm, old, io, xShape, ...(beta !== undefined ? { beta, betaDType } : {}), newInitializers, notes, yUsedOutside };
+  return { norm, old, io, xShape, ...(beta !== undefined ? { beta, betaDType } : {}), newInitializers, notes };
 }

@@ -6,7 +6,7 @@ import type { Node } from '../../compiler/ir/graph.js';
 import { normalizeAxes, reduceAxes } from '../../compiler/ir/types.js';
 import { ONNX_DTYPE } from '../../compiler/onnx/dtype.js';
 import { fail, ok, p, type Match, type MatchResult, type Pattern } from '../matcher/index.js';
-import { castTo, dtypeText, dtypesOf, outsideUse, rolesOf, scopeOf, shapeText, type FusedPlan, type RuleContext } from '../plan.js';
+import { castTo, dtypeText, dtypesOf, keptNoOps, outsideUse, usedOutside, rolesOf, scopeOf, shapeText, type FusedPlan, type RuleContext } from '../plan.js';
 import type { Rule } from '../rule.js';
 import { validatePlan } from '../validate-site.js';
 import { checkQuantSource, quantInput } from './quant-common.js';
@@ -82,11 +82,13 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     }
   }
 
-  const inner = outsideUse(g, m.site.filter((n) => n !== norm), new Set([q, scaleName]));
-  if (inner) return fail(`${what}: '${inner.value}' is also used by ${inner.user}`, inner.node);
-  if (src.yUsedOutside) return fail(`${what}: the norm output '${norm.outputs[0]}' is also used elsewhere; dynamic quantization has no y output`, root);
-
   const roles = rolesOf(norm, old);
+  const kept = keptNoOps(g, m.site, new Set([q, scaleName, ...(roles.outputs.sum ? [roles.outputs.sum] : [])]));
+  const site = m.site.filter((n) => !kept.includes(n));
+  const inner = outsideUse(g, site.filter((n) => n !== norm), new Set([q, scaleName]));
+  if (inner) return fail(`${what}: '${inner.value}' is also used by ${inner.user}`, inner.node);
+  if (usedOutside(g, site, norm.outputs[0]!)) return fail(`${what}: the norm output '${norm.outputs[0]}' is also used elsewhere; dynamic quantization has no y output`, root);
+
   const param = { ...old, quantType: 'int8' as const, dynamicQuant: 'symmetric' as const };
   const outputs: FusedPlan['outputs'] = { q, scale: scaleName };
   if (old.layerType === 'PreNorm') outputs.sum = roles.outputs.sum!;
@@ -96,7 +98,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     outputs,
     dtypes: { ...dtypesOf(io), ...(src.betaDType ? { beta: src.betaDType } : {}) },
     k,
-    remove: [...m.site],
+    remove: site,
     constNodes: [...m.constNodes],
     newInitializers: src.newInitializers,
     scope: scopeOf(norm.name),

@@ -4,7 +4,7 @@
  */
 import { ONNX_DTYPE } from '../../compiler/onnx/dtype.js';
 import { fail, ok, p, type Match, type MatchResult, type Pattern } from '../matcher/index.js';
-import { dtypeText, dtypesOf, floatOf, outsideUse, rolesOf, scopeOf, shapeText, type FusedPlan, type RuleContext } from '../plan.js';
+import { dtypeText, dtypesOf, floatOf, keptNoOps, outsideUse, usedOutside, rolesOf, scopeOf, shapeText, type FusedPlan, type RuleContext } from '../plan.js';
 import type { Rule } from '../rule.js';
 import { validatePlan } from '../validate-site.js';
 import { checkQuantSource, quantInput } from './quant-common.js';
@@ -38,14 +38,16 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   // Interior values (the beta sum, casts) must not be used elsewhere; y only by PostNorm.
   const q = quant.outputs[0]!;
   const yName = norm.outputs[0]!;
-  const inner = outsideUse(g, m.site.filter((n) => n !== norm), new Set([q]));
+  const roles = rolesOf(norm, old);
+  const kept = keptNoOps(g, m.site, new Set([q, ...(roles.outputs.sum ? [roles.outputs.sum] : []), ...(old.layerType === 'PostNorm' ? [yName] : [])]));
+  const site = m.site.filter((n) => !kept.includes(n));
+  const inner = outsideUse(g, site.filter((n) => n !== norm), new Set([q]));
   if (inner) return fail(`${what}: '${inner.value}' is also used by ${inner.user}`, inner.node);
-  if (src.yUsedOutside && old.layerType !== 'PostNorm') {
+  if (usedOutside(g, site, yName) && old.layerType !== 'PostNorm') {
     return fail(`${what}: the norm output '${yName}' is also used elsewhere, and only PostNorm keeps y next to q`, quant);
   }
   if (old.layerType === 'PostNorm' && src.beta !== undefined) return fail(`${what}: PostNorm with int8 quantization has no beta input`, quant);
 
-  const roles = rolesOf(norm, old);
   const param = { ...old, quantType: 'int8' as const, dynamicQuant: 'none' as const };
   const outputs: FusedPlan['outputs'] = { q };
   if (old.layerType === 'PreNorm') outputs.sum = roles.outputs.sum!;
@@ -61,7 +63,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     outputs,
     dtypes: { ...dtypesOf(io), scale: scaleDType, ...(src.betaDType ? { beta: src.betaDType } : {}) },
     k: io.normalizedAxes ?? 1,
-    remove: [...m.site],
+    remove: site,
     constNodes: [...m.constNodes],
     newInitializers: src.newInitializers,
     scope: scopeOf(norm.name),

@@ -5,6 +5,7 @@ import { fail, ok, p, type Match, type MatchResult, type Pattern } from '../matc
 import {
   dtypeText,
   dtypesOf,
+  keptNoOps,
   floatOf,
   outsideUse,
   reshapedConstant,
@@ -69,9 +70,12 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   }
 
   // The inner sum of a biased residual is interior; the final sum is PreNorm's second output.
-  const inner = outsideUse(g, [addNode, ...(biasAdd ? [biasAdd] : [])], new Set([sum]));
+  // No-op Casts between the sum and the norm that others read stay, reading the sum.
+  const kept = keptNoOps(g, m.site, new Set([sum]));
+  const site = m.site.filter((n) => !kept.includes(n));
+  const inner = outsideUse(g, site.filter((n) => n !== norm), new Set([sum, ...norm.outputs]));
   if (inner) return fail(`${what}: '${inner.value}' is also used by ${inner.user}`, inner.node);
-  const pre = usedOutside(g, [norm, addNode, ...(biasAdd ? [biasAdd] : [])], sum);
+  const pre = usedOutside(g, site, sum);
 
   const roles = rolesOf(norm, old);
   const param = { ...old, layerType: pre ? ('PreNorm' as const) : ('PostNorm' as const), hasBias: bias !== undefined };
@@ -82,7 +86,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     outputs: pre ? { y: roles.outputs.y!, sum } : { y: roles.outputs.y! },
     dtypes: { ...dtypesOf(io), ...(bdt ? { bias: bdt } : {}) },
     k: io.normalizedAxes ?? 1,
-    remove: [...m.site],
+    remove: site,
     constNodes: [...m.constNodes],
     newInitializers,
     scope: scopeOf(norm.name),

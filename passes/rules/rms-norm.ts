@@ -10,6 +10,7 @@ import {
   castTo,
   commonScope,
   dtypeText,
+  keptNoOps,
   FLOAT_CODES,
   floatOf,
   onesInitializer,
@@ -222,7 +223,9 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   // Interior values used elsewhere block fusion; the rstd becomes an output instead.
   const rstdValue = m.values.rstd;
   const exposed = new Set([y]);
-  const outside = outsideUse(g, m.site, exposed);
+  const kept = keptNoOps(g, m.site, new Set(rstdValue ? [y, rstdValue] : [y]));
+  const site = m.site.filter((n) => !kept.includes(n));
+  const outside = outsideUse(g, site, exposed);
   let wantRstd = false;
   if (outside && rstdValue && outside.value === rstdValue) {
     wantRstd = true;
@@ -233,7 +236,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
       return fail(`rstd '${rstdValue}' ${shapeText(rt.shape)} is used outside the norm but is not x's shape with the normalized axes set to 1`, rstdValue, { final: true });
     }
   }
-  const outside2 = wantRstd ? outsideUse(g, m.site, exposed) : outside;
+  const outside2 = wantRstd ? outsideUse(g, site, exposed) : outside;
   if (outside2) return fail(`'${outside2.value}' inside the norm is also used by ${outside2.user}`, outside2.node);
 
   const param: RmsNormParam = {
@@ -248,10 +251,10 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     outputs: wantRstd ? { y, rstd: rstdValue! } : { y },
     dtypes: { x: T, gamma: gammaDType },
     k,
-    remove: [...m.site],
+    remove: site,
     constNodes: [...m.constNodes],
     newInitializers,
-    scope: commonScope(m.site),
+    scope: commonScope(site),
     notes,
   };
   const invalid = validatePlan(g, plan, cx.target);
