@@ -337,8 +337,11 @@ function storeY(f: Facts): string[] {
   return method(['yChunk = T(tmpA).'], 'void StoreY(const LocalTensor<T>& yChunk, uint32_t n)', [PB, `Cast(yChunk, tmpA, ${RINT}, n);`]);
 }
 
+/** PostNorm static int8 returns y too and quantizes it: it rounds y through the y chunk instead. */
+const quantizesY = (f: Facts): boolean => f.post && f.staticQ;
+
 /** Whether QuantInput has work: rounding y to T (16-bit T), or adding beta. */
-const quantInputNeeded = (f: Facts): boolean => f.quant && !f.post && (!f.tFloat || f.beta);
+const quantInputNeeded = (f: Facts): boolean => f.quant && !quantizesY(f) && (!f.tFloat || f.beta);
 
 function quantInput(f: Facts): string[] {
   if (!quantInputNeeded(f)) return [];
@@ -407,8 +410,8 @@ function finalChunk(f: Facts): string[] {
     if (f.hp) body = ['NormChunkHp(yChunk, s, g, n, rstd);'];
     else if (f.tFloat) body = ['NormChunk(yChunk, s, g, n, rstd);'];
     else body = ['NormChunk(tmpA, s, g, n, rstd);', 'StoreY(yChunk, n);'];
-  } else if (f.post) {
-    // PostNorm int8: y is returned too, and q quantizes T(y).
+  } else if (quantizesY(f)) {
+    // PostNorm int8 static: y is returned too, and q quantizes T(y).
     body = f.tFloat
       ? ['NormChunk(yChunk, s, g, n, rstd);', 'QuantizeChunk(qChunk, yChunk, n, quantScale);']
       : ['NormChunk(tmpA, s, g, n, rstd);', 'StoreY(yChunk, n);', PB, `Cast(tmpA, yChunk, ${NONE}, n);`, 'QuantizeChunk(qChunk, tmpA, n, quantScale);'];

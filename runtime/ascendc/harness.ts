@@ -41,6 +41,14 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Parallel g++ processes; default the number of CPUs. */
   jobs?: number;
+  /** Link the kernels that compile and report the others in `failures` instead of throwing. */
+  keepGoing?: boolean;
+}
+
+export interface Runner {
+  binary: string;
+  /** Kernel id -> g++'s complaint, for kernels left out (only with keepGoing). */
+  failures: Record<string, string>;
 }
 
 const sha = (...parts: string[]): string => {
@@ -130,29 +138,42 @@ function registrySource(kernels: KernelSource[]): string {
 }
 
 /**
- * Compiles kernels (deduplicated by id) into one runner binary and returns its path. Kernels
- * compile in parallel; everything is cached across runs.
+ * Compiles kernels (deduplicated by id) into one runner binary. Kernels compile in parallel;
+ * objects and binaries are cached across runs.
  */
-export async function buildRunner(kernels: KernelSource[], opts: BuildOptions = {}): Promise<string> {
+export async function buildRunner(kernels: KernelSource[], opts: BuildOptions = {}): Promise<Runner> {
   const cacheDir = cacheDirOf(opts);
   const unique = [...new Map(kernels.map((k) => [k.id, k])).values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const mh = modelHash();
   const runnerCpp = readFileSync(join(MODEL_DIR, 'runner.cpp'), 'utf8');
-  const registry = registrySource(unique);
-  const tasks: Array<() => Promise<string>> = [
-    () => compileObject(cacheDir, sha(mh, 'runner', runnerCpp), 'runner.cpp', runnerCpp, {}),
-    () => compileObject(cacheDir, sha(mh, 'registry', registry), 'registry.cpp', registry, {}),
-    ...unique.map((k) => () => compileObject(cacheDir, sha(mh, k.id, k.cpp, JSON.stringify(k.headers)), `${k.id}.cpp`, k.cpp, k.headers)),
+  const failures: Record<string, string> = {};
+  const kernelObjects = await pool(
+    opts.jobs ?? availableParallelism(),
+    unique.map((k) => async () => {
+      try {
+        return await compileObject(cacheDir, sha(mh, k.id, k.cpp, JSON.stringify(k.headers)), `${k.id}.cpp`, k.cpp, k.headers);
+      } catch (e) {
+        if (!opts.keepGoing) throw e;
+        failures[k.id] = (e as Error).message;
+        return undefined;
+      }
+    }),
+  );
+  const linked = unique.filter((_, i) => kernelObjects[i] !== undefined);
+  const registry = registrySource(linked);
+  const objects = [
+    await compileObject(cacheDir, sha(mh, 'runner', runnerCpp), 'runner.cpp', runnerCpp, {}),
+    await compileObject(cacheDir, sha(mh, 'registry', registry), 'registry.cpp', registry, {}),
+    ...kernelObjects.filter((o): o is string => o !== undefined),
   ];
-  const objects = await pool(opts.jobs ?? availableParallelism(), tasks);
-  const bin = join(cacheDir, 'bin', `runner-${sha(...objects)}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dirname(bin), { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
+  const binary = join(cacheDir, 'bin', `runner-${sha(...objects)}`);
+  if (!existsSync(binary)) {
+    mkdirSync(dirname(binary), { recursive: true });
+    const tmp = `${binary}.${process.pid}.tmp`;
     await exec('g++', ['-o', tmp, ...objects], { maxBuffer: 1 << 24 });
-    renameSync(tmp, bin);
+    renameSync(tmp, binary);
   }
-  return bin;
+  return { binary, failures };
 }
 
 export interface GmArg {

@@ -73,9 +73,29 @@ export interface CaseData {
 }
 
 /**
- * Random inputs for `rows` rows: activations in [-2, 2), weights in [-1, 1), a static scale that
- * sends part of the values into saturation, offsets in [-8, 8]. For dynamic quantization without
- * beta, row 0 is all zeros (the 2^-23 scale floor).
+ * n random values of a float dtype with magnitudes in [2^-8, 2^maxExp) (log-uniform, random
+ * sign), as the values and their bytes. 16-bit values are drawn as bit patterns, so they are
+ * exactly representable without a rounding pass.
+ */
+function randomFloats(dtype: FloatDType, n: number, maxExp: number, r: () => number): { values: Float32Array; bytes: Uint8Array } {
+  if (dtype === 'float32') {
+    const values = new Float32Array(n);
+    for (let i = 0; i < n; i++) values[i] = (r() < 0.5 ? -1 : 1) * 2 ** (Math.floor(r() * (maxExp + 8)) - 8) * (1 + r());
+    return { values, bytes: new Uint8Array(values.buffer) };
+  }
+  const [bias, mBits] = dtype === 'float16' ? [15, 10] : [127, 7];
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const e = Math.floor(r() * (maxExp + 8)) - 8 + bias;
+    bits[i] = ((r() < 0.5 ? 1 : 0) << 15) | (e << mBits) | Math.floor(r() * (1 << mBits));
+  }
+  return { values: dtype === 'float16' ? fromF16Bits(bits) : fromBf16Bits(bits), bytes: new Uint8Array(bits.buffer) };
+}
+
+/**
+ * Random inputs for `rows` rows: activations up to 4 in magnitude, weights up to 2, a static
+ * scale that sends part of the values into int8 saturation, offsets in [-8, 8]. For dynamic
+ * quantization without beta, row 0 is all zeros (the 2^-23 scale floor).
  */
 export function randomCase(spec: AscendKernelSpec, rows: number, seed = 1): CaseData {
   const r = rng(seed);
@@ -84,7 +104,6 @@ export function randomCase(spec: AscendKernelSpec, rows: number, seed = 1): Case
   const ref: Partial<RefInputs> = {};
   const zeroRow0 = isDynamicQuant(spec.param) && !spec.present.includes('beta') && rows > 1;
   for (const p of kernelParams(spec).filter((q) => q.direction === 'in')) {
-    const n = paramElements(p, rows, H);
     if (p.role === 'offset') {
       const v = Math.floor(r() * 17) - 8;
       inputs[p.name] = encode(p.dtype, [v]);
@@ -98,12 +117,13 @@ export function randomCase(spec: AscendKernelSpec, rows: number, seed = 1): Case
       ref.scale = v;
       continue;
     }
-    const span = p.extent === 'rows' ? 4 : 2;
-    const vals = new Float32Array(n);
-    for (let i = 0; i < n; i++) vals[i] = roundTo(p.dtype, (r() - 0.5) * span);
-    if (zeroRow0 && p.extent === 'rows') vals.fill(0, 0, H);
-    inputs[p.name] = encode(p.dtype, vals);
-    (ref as Record<string, unknown>)[p.role] = vals;
+    const { values, bytes } = randomFloats(p.dtype, paramElements(p, rows, H), p.extent === 'rows' ? 2 : 1, r);
+    if (zeroRow0 && p.extent === 'rows') {
+      values.fill(0, 0, H);
+      bytes.fill(0, 0, H * DTYPE_BYTES[p.dtype]);
+    }
+    inputs[p.name] = bytes;
+    (ref as Record<string, unknown>)[p.role] = values;
   }
   return { inputs, ref: ref as RefInputs };
 }

@@ -71,3 +71,63 @@ export function makeDesc(name: string, o: VariantOptions, xDType: FloatDType, H:
 export function makeSpec(o: VariantOptions, xDType: FloatDType, H: number, target: AscendTarget = 'ascend910b'): AscendKernelSpec {
   return ascendSpec(makeDesc('n', o, xDType, H), target);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Running generated kernels on the CPU model
+
+import { generateAscend } from '../../codegen/ascendc/generate.js';
+import { DTYPE_BYTES, kernelId, kernelParams, paramElements } from '../../codegen/ascendc/spec.js';
+import { computeTiling, serializeTiling, type Platform, type Tiling } from '../../codegen/ascendc/tiling.js';
+import { buildRunner, runJobs, type KernelSource, type LaunchJob, type LaunchResult } from '../../runtime/ascendc/harness.js';
+import { checkOutputs, randomCase, trafficFigure, type OutputCheck, type TrafficFigure } from '../../runtime/ascendc/verify.js';
+
+export function kernelSource(spec: AscendKernelSpec): KernelSource {
+  const id = kernelId(spec);
+  const g = generateAscend(spec);
+  return { id, cpp: g.kernelCpp, headers: { [`${id}_tiling.h`]: g.tilingHeader }, params: kernelParams(spec).map((p) => p.name) };
+}
+
+export interface Launch {
+  spec: AscendKernelSpec;
+  rows: number;
+  platform: Platform;
+  seed?: number;
+}
+
+export interface LaunchOutcome {
+  launch: Launch;
+  tiling: Tiling;
+  result: LaunchResult;
+  checks: OutputCheck[];
+  traffic: TrafficFigure;
+}
+
+/** Builds one runner for all the launches' kernels and runs every launch in one process. */
+export async function runLaunches(launches: Launch[]): Promise<LaunchOutcome[]> {
+  const { binary: bin } = await buildRunner(launches.map((l) => kernelSource(l.spec)));
+  const prepared = launches.map((l) => {
+    const tiling = computeTiling(l.spec, l.rows, l.platform);
+    const data = randomCase(l.spec, l.rows, l.seed ?? l.rows);
+    const job: LaunchJob = {
+      kernel: kernelId(l.spec),
+      ubBytes: l.platform.ubBytes,
+      blockDim: tiling.blockDim,
+      tiling: serializeTiling(tiling.data),
+      args: kernelParams(l.spec).map((p) =>
+        p.direction === 'in' ? { name: p.name, data: data.inputs[p.name]! } : { name: p.name, outBytes: paramElements(p, l.rows, l.spec.H) * DTYPE_BYTES[p.dtype] },
+      ),
+    };
+    return { l, tiling, data, job };
+  });
+  const results = await runJobs(bin, prepared.map((p) => p.job));
+  return prepared.map((p, i) => {
+    const result = results[i]!;
+    return {
+      launch: p.l,
+      tiling: p.tiling,
+      result,
+      checks: result.ok ? checkOutputs(p.l.spec, p.data.ref, result.outputs) : [],
+      traffic: trafficFigure(p.l.spec, p.l.rows, p.tiling.blockDim, result.gm),
+    };
+  });
+}

@@ -138,6 +138,7 @@ struct bfloat16_t {
   bfloat16_t() = default;
   bfloat16_t(float f) : bits(rmsfuse_model::BF16::Encode(f, AscendC::RoundMode::CAST_RINT)) {}  // NOLINT
   bfloat16_t(double f) : bits(rmsfuse_model::BF16::Encode(f, AscendC::RoundMode::CAST_RINT)) {}
+  bfloat16_t(int v) : bits(rmsfuse_model::BF16::Encode(v, AscendC::RoundMode::CAST_RINT)) {}
   operator float() const { return static_cast<float>(rmsfuse_model::BF16::Decode(bits)); }
   static bfloat16_t FromBits(uint16_t b) {
     bfloat16_t h;
