@@ -118,8 +118,9 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   const xt = g.type(x);
   const T = floatOf(xt);
   if (!xt || !T) return fail(`x '${x}' has dtype ${dtypeText(xt?.dtype)}, not float32, float16 or bfloat16`, x);
-  if (!xt.shape) return fail(`the rank of x '${x}' is unknown`, x);
-  const xShape = xt.shape;
+  // The norm's output has x's shape: either may carry it (graph outputs usually declare theirs).
+  const xShape = xt.shape ?? g.type(y)?.shape;
+  if (!xShape) return fail(`the shape of x '${x}' is unknown`, x);
   const r = xShape.length;
 
   // Reduction over the trailing k axes, keeping them (or restoring them right after).
@@ -202,7 +203,9 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
       if (to !== 'float32' && !(highPerformance && to === T)) return fail(`gamma is cast to ${dtypeText(castTo(c))} before the multiply`, c);
     }
     const shapeCheck = weightProblem('gamma', gt, xShape, k, gammaName);
-    if ('ok' in shapeCheck) return shapeCheck;
+    // A constant weight that broadcasts along another axis leaves the site unfused; a
+    // non-constant operand is just not a gamma (the norm without it may still fuse).
+    if ('ok' in shapeCheck) return g.isConstant(gammaName) ? { ...shapeCheck, final: true } : shapeCheck;
     if (shapeCheck.drop > 0) {
       const t = reshapedConstant(g, gammaName, k);
       if (!t) return fail(`gamma ${shapeText(gt?.shape)} is not a constant: cannot drop its leading 1s to rank ${k}`, gammaName);

@@ -142,3 +142,32 @@ export async function expectFusedMatchesReference(opt: Optimized, feedOpts: Feed
     });
   }
 }
+
+/**
+ * Where onnxruntime does not run the original fp16 graph by ONNX semantics (its CPU provider
+ * removes Cast(fp32->fp16)/Cast(fp16->fp32) pairs around fp16 ops, so a high_performance graph
+ * runs with one rounding instead of two), the original can only bound the fused output: every
+ * element of `outputs` within `ulps` fp16 ulps (the single- vs double-rounding difference).
+ */
+export async function expectWithinF16Ulps(
+  before: Uint8Array,
+  after: Uint8Array,
+  outputs: string[],
+  ulps = 2,
+  feedOpts: FeedOptions = {},
+): Promise<void> {
+  const original = loadModelBytes(before).proto;
+  const feeds = randomFeeds(original, { dims: { batch: 2, seq: 5 }, ...feedOpts });
+  const want = await runModel(before, feeds);
+  const got = await runModel(after, feeds);
+  for (const name of outputs) {
+    const a = got[name]!.data as Float32Array;
+    const e = want[name]!.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < e.length; i++) {
+      const ulp = 2 ** (Math.max(Math.floor(Math.log2(Math.abs(e[i]!) || 2 ** -14)), -14) - 10);
+      worst = Math.max(worst, Math.abs(a[i]! - e[i]!) / ulp);
+    }
+    expect(worst, `${name}: worst difference in fp16 ulps`).to.be.at.most(ulps);
+  }
+}
