@@ -365,7 +365,7 @@ export function inspectModel(model: Model): InspectResult {
     files.set(r.location, f);
     if (initNames.has(r.tensor.name) && g.proto.initializer.includes(r.tensor)) init.externalBytes += r.length;
   }
-  const externalTensors = [...allTensors(p)].filter(isExternal).length;
+  const externalTensors = allTensors(p).filter(isExternal).length;
 
   return {
     ...(model.loaded.path ? { path: model.loaded.path } : {}),

@@ -28,6 +28,8 @@ export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 
 export class Node {
   /** Graphs of this node's GRAPH/GRAPHS attributes (If branches, Loop/Scan bodies). */
   readonly subgraphs: Graph[] = [];
+  /** Index in graph.nodes as of the last reindex (for order checks). */
+  position = -1;
   constructor(
     readonly proto: NodeProto,
     readonly graph: Graph,
@@ -109,7 +111,11 @@ export class Graph {
     // dtypes and shapes of what they replace), so a name's type stays valid across a rebuild.
     const oldTypes = new Map<string, TensorType>();
     for (const [name, val] of this.values) if (val.type) oldTypes.set(name, val.type);
-    this.nodes = this.proto.node.map((p) => old.get(p) ?? new Node(p, this));
+    this.nodes = this.proto.node.map((p, i) => {
+      const n = old.get(p) ?? new Node(p, this);
+      n.position = i;
+      return n;
+    });
     this.values = new Map();
     const v = (name: string): Value => {
       let x = this.values.get(name);
@@ -188,7 +194,7 @@ export class Graph {
       const val = this.values.get(t.name)!;
       val.type ??= { dtype: t.dataType, shape: t.dims.map(Number) };
     }
-    for (const [name, val] of this.values) if (!val.type && oldTypes.has(name)) val.type = oldTypes.get(name);
+    if (oldTypes.size > 0) for (const [name, val] of this.values) if (!val.type && oldTypes.has(name)) val.type = oldTypes.get(name);
   }
 
   /** True if `name` is defined in this graph itself (input, initializer or node output). */
@@ -375,6 +381,7 @@ export class Graph {
     if (order.some((n, i) => n !== this.nodes[i])) {
       this.proto.node = order.map((n) => n.proto);
       this.nodes = order;
+      order.forEach((n, i) => (n.position = i));
     }
   }
 
@@ -383,18 +390,17 @@ export class Graph {
    * graphs this way): one pass, no allocation per node. A sorted graph has no cycle.
    */
   private isSorted(): boolean {
-    const position = new Map<Node, number>();
-    for (let i = 0; i < this.nodes.length; i++) position.set(this.nodes[i]!, i);
+    for (let i = 0; i < this.nodes.length; i++) this.nodes[i]!.position = i;
     for (let i = 0; i < this.nodes.length; i++) {
       const n = this.nodes[i]!;
       for (const name of n.inputs) {
         const p = name === '' ? undefined : this.values.get(name)?.producer;
-        if (p && position.get(p)! >= i) return false;
+        if (p && p.position >= i) return false;
       }
       for (const g of n.subgraphs) {
         for (const name of g.freeNames()) {
           const p = this.values.get(name)?.producer;
-          if (p && position.get(p)! >= i) return false;
+          if (p && p.position >= i) return false;
         }
       }
     }

@@ -22,30 +22,40 @@ export interface ExternalRef {
 export const isExternal = (t: TensorProto): boolean => t.dataLocation === EXTERNAL;
 
 /** Every tensor of the model (initializers, Constant attributes, subgraphs, functions, training info). */
-export function* allTensors(model: ModelProto): Generator<TensorProto> {
-  if (model.graph) yield* graphTensors(model.graph);
+export function allTensors(model: ModelProto): TensorProto[] {
+  const out: TensorProto[] = [];
+  forEachTensor(model, (t) => out.push(t));
+  return out;
+}
+
+/**
+ * Calls `visit` for every tensor of the model. A plain recursive walk (no generators): it runs
+ * once per load and once per save over every node, so it is kept cheap also in cold code.
+ */
+export function forEachTensor(model: ModelProto, visit: (t: TensorProto) => void): void {
+  if (model.graph) graphTensors(model.graph, visit);
   for (const ti of model.trainingInfo) {
-    if (ti.initialization) yield* graphTensors(ti.initialization);
-    if (ti.algorithm) yield* graphTensors(ti.algorithm);
+    if (ti.initialization) graphTensors(ti.initialization, visit);
+    if (ti.algorithm) graphTensors(ti.algorithm, visit);
   }
-  for (const f of model.functions) for (const n of f.node) yield* attributeTensors(n.attribute);
+  for (const f of model.functions) for (const n of f.node) attributeTensors(n.attribute, visit);
 }
 
-function* graphTensors(g: GraphProto): Generator<TensorProto> {
-  yield* g.initializer;
+function graphTensors(g: GraphProto, visit: (t: TensorProto) => void): void {
+  for (const t of g.initializer) visit(t);
   for (const s of g.sparseInitializer) {
-    if (s.values) yield s.values;
-    if (s.indices) yield s.indices;
+    if (s.values) visit(s.values);
+    if (s.indices) visit(s.indices);
   }
-  for (const n of g.node) yield* attributeTensors(n.attribute);
+  for (const n of g.node) if (n.attribute.length > 0) attributeTensors(n.attribute, visit);
 }
 
-function* attributeTensors(attrs: GraphProto['node'][number]['attribute']): Generator<TensorProto> {
+function attributeTensors(attrs: GraphProto['node'][number]['attribute'], visit: (t: TensorProto) => void): void {
   for (const a of attrs) {
-    if (a.t) yield a.t;
-    yield* a.tensors;
-    if (a.g) yield* graphTensors(a.g);
-    for (const g of a.graphs) yield* graphTensors(g);
+    if (a.t) visit(a.t);
+    for (const t of a.tensors) visit(t);
+    if (a.g) graphTensors(a.g, visit);
+    for (const g of a.graphs) graphTensors(g, visit);
   }
 }
 
@@ -58,9 +68,12 @@ export function tensorByteLength(t: TensorProto): number | undefined {
 }
 
 export function collectExternalRefs(model: ModelProto): ExternalRef[] {
+  const external: TensorProto[] = [];
+  forEachTensor(model, (t) => {
+    if (t.dataLocation === EXTERNAL) external.push(t);
+  });
   const refs: ExternalRef[] = [];
-  for (const t of allTensors(model)) {
-    if (!isExternal(t)) continue;
+  for (const t of external) {
     const kv = new Map(t.externalData.map((e) => [e.key, e.value]));
     const location = kv.get('location');
     if (!location) throw new RmsfuseError(`tensor '${t.name}' is marked external but has no location`);
