@@ -94,7 +94,8 @@ export class FusionBuilder {
       return o;
     });
     const opType = OP_TYPE[plan.param.layerType];
-    const name = g.freshName(plan.scope ? `${plan.scope}/${opType}` : opType);
+    // A grown node keeps its name when its op type stays (e.g. PreNorm that takes its quantization).
+    const name = plan.grows && plan.grows.opType === opType ? plan.grows.name : g.freshName(plan.scope ? `${plan.scope}/${opType}` : opType);
     const proto = create(NodeProtoSchema, {
       name,
       opType,
