@@ -53,13 +53,19 @@ export function fuseRmsNormPass(): Pass {
       const where = graphPath(graph) || 'main graph';
       // Best failure seen per stage-1 candidate (ReduceMean/ReduceSum of a square).
       const candidates = new Map<Node, Attempt>();
+      // Growth rules that matched but could not fuse, by anchor; reported if the anchor survives
+      // (a later rule may still take it, e.g. dynamic quantization after the static rule).
+      const growthFailures = new Map<Node, Attempt>();
       const counts: Record<string, number> = {};
       for (const rule of STAGES) {
-        const stats = runRule(rule, graph, cx, b, ctx, candidates, debug);
+        const stats = runRule(rule, graph, cx, b, ctx, candidates, growthFailures, debug);
         counts[rule.name] = stats.hits;
         if (debug) ctx.log(`[rmsfuse] ${where}: rule ${rule.name}: ${stats.attempts} attempts, ${stats.matches} matches, ${stats.hits} fused`);
       }
       const alive = new Set(graph.proto.node);
+      for (const [anchor, f] of growthFailures) {
+        if (alive.has(anchor.proto)) ctx.report.remarks.push({ node: anchor.label, reason: reasonText(f), graph: graphPath(graph) });
+      }
       for (const n of graph.nodes) {
         if (!alive.has(n.proto) || !isNormCandidate(graph, n)) continue;
         const best = candidates.get(n);
@@ -85,6 +91,7 @@ function runRule(
   b: FusionBuilder,
   ctx: PassContext,
   candidates: Map<Node, Attempt>,
+  growthFailures: Map<Node, Attempt>,
   debug: boolean,
 ): RuleStats {
   const stats: RuleStats = { attempts: 0, matches: 0, hits: 0 };
@@ -140,9 +147,9 @@ function runRule(
         const prev = candidates.get(n);
         if (!prev || best.progress > prev.progress || (best.final && !prev.final)) candidates.set(n, best);
       }
-    } else if (failed && !failed.quiet) {
+    } else if (failed && !failed.quiet && !growthFailures.has(failed.anchor)) {
       // A growth that matched but cannot be fused: the smaller fused node stays; say why.
-      ctx.report.remarks.push({ node: failed.anchor.label, reason: reasonText(failed), graph: graphPath(graph) });
+      growthFailures.set(failed.anchor, failed);
     }
     if ((debug && best.site.length > 1) || ctx.explain.has(root.label)) {
       ctx.log(`[rmsfuse]   ${rule.name} at ${root.label}: ${describePartial(best)}`);

@@ -168,4 +168,21 @@ describe('passes: dynamic symmetric int8 quantization (stage 4)', () => {
       await expectFusedMatchesReference(out, { seed: 4 });
     });
   }
+
+  it('QuantizeLinear with the per-row scale in blocks of one row (opset 21, output_dtype int8)', async () => {
+    const g = new GraphBuilder({ opset: 21, irVersion: 10 });
+    const x = g.input('x', 'float32', DIMS);
+    g.scope('/model/norm');
+    const y = rmsNorm(g, x, {});
+    const scale = g.op('Div', [g.reduce('ReduceMax', g.op('Abs', [y]), [-1], 1), g.constant(127)]);
+    g.output(scale, 'float32', ['batch', 'seq', 1]);
+    g.output(g.op('QuantizeLinear', [y, scale], { axis: -1, block_size: 64, output_dtype: DT.int8 }, { outputs: ['q'] }), 'int8', DIMS);
+    const before = g.bytes();
+    const out = optimize(before);
+    expect(out.model.graph!.node.map((n) => n.opType)).to.deep.equal(['RmsNorm']);
+    expect(out.model.graph!.node[0]!.output).to.deep.equal(['q', scale]);
+    // The static rule saw this QuantizeLinear first (per-row scale: not static); no remark survives.
+    expect(out.report.remarks).to.deep.equal([]);
+    await expectSameOutputs(before, out.bytes, {}, { [scale]: 'scale' });
+  });
 });
