@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultPasses, type OutputFormat } from '../passes/index.js';
 import type { Manifest } from '../codegen/manifest.js';
-import { emitKernels } from './emit.js';
 import { RmsfuseError } from './errors.js';
 import { Model } from './ir/graph.js';
 import type { Dim } from './ir/types.js';
@@ -172,6 +171,8 @@ export async function optimize(input: string, output: string, options: OptimizeO
   let manifest: Manifest | undefined;
   if (options.emit !== undefined) {
     model.inferTypes(); // no-op where the passes already did it; the emitter reads shapes
+    // Loaded only when asked for: code generators are heavy (ts-morph).
+    const { emitKernels } = await import('./emit.js');
     manifest = await emitKernels(model, options.emit, target);
   }
   const t5 = performance.now();

@@ -11,12 +11,17 @@
  */
 import * as fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { FORMATS, inspectModel, loadModel, optimize, type InspectResult, type OptimizeReport } from './api.js';
+// The API (and with it the passes and the decoder) is imported when a command runs, so
+// --help, --version and usage errors answer without loading it.
+import type { InspectResult, OptimizeReport, OutputFormat } from './api.js';
 import { RmsfuseError } from './errors.js';
 import type { CopyProgress } from './onnx/save.js';
 import { TARGETS } from './op/target.js';
 
 export const EXIT = { OK: 0, MODEL: 1, USAGE: 2, INTERNAL: 70 } as const;
+
+/** The output formats (api.ts FORMATS; repeated here so that parsing arguments loads nothing else). */
+const FORMATS: readonly OutputFormat[] = ['rmsfuse', 'ort', 'onnx23'];
 
 export interface CliIO {
   stdout: { write(s: string): unknown };
@@ -110,10 +115,11 @@ function buildProgram(io: CliIO): Command {
       if (flags.report !== undefined && !/\.(json|md|markdown)$/i.test(flags.report)) {
         cmd.error(`error: --report ${flags.report}: the file name must end in .json or .md`, { exitCode: EXIT.USAGE, code: 'rmsfuse.reportExtension' });
       }
+      const { optimize } = await import('./api.js');
       const report = await optimize(input, flags.output, {
         report: flags.report,
         target: flags.target,
-        format: flags.format as (typeof FORMATS)[number],
+        format: flags.format as OutputFormat,
         emit: flags.emit,
         debug: flags.debug,
         explain: flags.explain,
@@ -129,7 +135,8 @@ function buildProgram(io: CliIO): Command {
     .argument('<in>', 'input model (.onnx)')
     .option('--json', 'print the summary as JSON')
     .option('--debug', 'stack traces on errors')
-    .action((input: string, flags: { json?: boolean }) => {
+    .action(async (input: string, flags: { json?: boolean }) => {
+      const { inspectModel, loadModel } = await import('./api.js');
       const info = inspectModel(loadModel(input));
       io.stdout.write(flags.json ? JSON.stringify(info, null, 2) + '\n' : formatInspect(info));
     });
