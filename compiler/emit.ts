@@ -1,12 +1,103 @@
 /**
- * `--emit DIR`: hands every fused node of the optimized model, described by its tensors'
- * names, dtypes and shapes, to the target's code generator.
+ * `--emit DIR`: describes every fused node of the optimized model (its tensors' names,
+ * dtypes and shapes, which inputs are initializers) and hands the descriptions to the
+ * target's code generator, which writes one kernel per distinct spec plus the manifest.
  */
-import type { Model } from './ir/graph.js';
-import type { Target } from './op/target.js';
-import type { Manifest } from '../codegen/manifest.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Graph, Model, Node } from './ir/graph.js';
+import { ATTR } from './ir/graph.js';
+import { dtypeName } from './onnx/dtype.js';
+import {
+  fromAttributes,
+  LAYER_TYPE_OF_OP,
+  RMSFUSE_DOMAIN,
+  signature,
+  type DType,
+  type FusedAttributes,
+  type FusedNodeDesc,
+  type InputRole,
+  type TensorDesc,
+} from './op/param.js';
+import { isAscend, type Target } from './op/target.js';
 import { RmsfuseError } from './errors.js';
+import type { Manifest } from '../codegen/manifest.js';
 
-export async function emitKernels(_model: Model, _dir: string, target: Target): Promise<Manifest> {
-  throw new RmsfuseError(`--emit is not available yet for target '${target}'`);
+export const isFusedNode = (n: Node): boolean => n.domain === RMSFUSE_DOMAIN && n.opType in LAYER_TYPE_OF_OP;
+
+export function fusedAttributes(n: Node): FusedAttributes {
+  const str = (name: string) => {
+    const a = n.attribute(name);
+    if (!a || a.type !== ATTR.STRING) throw new RmsfuseError(`fused node ${n.label} lacks the STRING attribute '${name}'`);
+    return new TextDecoder().decode(a.s);
+  };
+  const int = (name: string) => {
+    const v = n.attrInt(name);
+    if (v === undefined) throw new RmsfuseError(`fused node ${n.label} lacks the INT attribute '${name}'`);
+    return v as 0 | 1;
+  };
+  const epsilon = n.attrFloat('epsilon');
+  if (epsilon === undefined) throw new RmsfuseError(`fused node ${n.label} lacks the FLOAT attribute 'epsilon'`);
+  return {
+    epsilon,
+    quant_type: str('quant_type') as FusedAttributes['quant_type'],
+    dynamic_quant: str('dynamic_quant') as FusedAttributes['dynamic_quant'],
+    precision_mode: str('precision_mode') as FusedAttributes['precision_mode'],
+    model_type: str('model_type') as FusedAttributes['model_type'],
+    rstd: int('rstd'),
+    has_bias: int('has_bias'),
+  };
+}
+
+function tensorDesc(g: Graph, name: string, role: TensorDesc['role'], node: Node): TensorDesc {
+  if (name === '') return { name, role, dtype: 'float32', shape: [] };
+  const t = g.type(name);
+  if (!t || !t.shape) {
+    throw new RmsfuseError(`fused node ${node.label}: the dtype and shape of '${name}' are unknown, so no kernel can be specialised for it`);
+  }
+  const shape = t.shape.map((d, i) => d ?? `d${i}`);
+  const initializer = g.lookup(name)?.initializer !== undefined;
+  return { name, role, dtype: dtypeName(t.dtype) as DType, shape, ...(initializer ? { initializer } : {}) };
+}
+
+/** Descriptions of every fused node in the model (subgraphs included), in graph order. */
+export function describeFusedNodes(model: Model): FusedNodeDesc[] {
+  const descs: FusedNodeDesc[] = [];
+  for (const g of model.graph.allGraphs()) {
+    for (const n of g.nodes) {
+      if (!isFusedNode(n)) continue;
+      const param = fromAttributes(n.opType, fusedAttributes(n));
+      const sig = signature(param);
+      const inputs = sig.inputs.map((role, i) => tensorDesc(g, n.inputs[i] ?? '', role, n));
+      const outputs = sig.outputs.map((role, i) => tensorDesc(g, n.outputs[i] ?? '', role, n));
+      const constants: Partial<Record<InputRole, number>> = {};
+      for (const t of inputs) {
+        if ((t.role === 'scale' || t.role === 'offset') && t.name !== '') {
+          const v = g.constantValues(t.name);
+          if (v && v.length === 1) constants[t.role] = v[0]!;
+        }
+      }
+      descs.push({ node: n.name, opType: n.opType, param, inputs, outputs, constants });
+    }
+  }
+  return descs;
+}
+
+/**
+ * Generates kernels for every fused node into `dir`. Generators are loaded on demand: ts-morph
+ * (launcher emission) is heavy and most CLI runs do not emit.
+ */
+export async function emitKernels(model: Model, dir: string, target: Target): Promise<Manifest> {
+  if (!target) throw new RmsfuseError('--emit needs --target (webgpu or an Ascend SoC)', 2);
+  const descs = describeFusedNodes(model);
+  fs.mkdirSync(path.resolve(dir), { recursive: true });
+  if (target === 'webgpu') {
+    const { emitWebGpu } = await import('../codegen/wgsl/emit.js');
+    return emitWebGpu(descs, dir);
+  }
+  if (isAscend(target)) {
+    const { emitAscend } = await import('../codegen/ascendc/emit.js');
+    return emitAscend(descs, dir, target);
+  }
+  throw new RmsfuseError(`no code generator for target '${target}'`, 2);
 }
