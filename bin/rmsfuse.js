@@ -9,5 +9,11 @@ import { register } from 'tsx/esm/api';
 const tsconfig = fileURLToPath(new URL('../tsconfig.json', import.meta.url));
 register({ tsconfig: existsSync(tsconfig) ? tsconfig : false });
 
+// `rmsfuse inspect --json | head`: a closed pipe ends the output, not the process with a trace.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const { main } = await import('../compiler/cli.ts');
 process.exitCode = await main(process.argv.slice(2));
