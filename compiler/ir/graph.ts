@@ -376,7 +376,10 @@ export class Graph {
     }
     if (order.length !== this.nodes.length) {
       const cycle = findCycle(this.nodes.filter((n) => pending.get(n)! > 0), depsOf);
-      throw new RmsfuseError(`${this.where()} has a cycle: ${cycle.map((n) => n.label).join(' -> ')}`);
+      // A cycle through thousands of nodes would make an unreadable message: show its ends.
+      const labels = cycle.map((n) => n.label);
+      const shown = labels.length <= 12 ? labels : [...labels.slice(0, 6), `... (${labels.length - 11} more nodes) ...`, ...labels.slice(-5)];
+      throw new RmsfuseError(`${this.where()} has a cycle: ${shown.join(' -> ')}`);
     }
     if (order.some((n, i) => n !== this.nodes[i])) {
       this.proto.node = order.map((n) => n.proto);
