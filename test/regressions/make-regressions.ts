@@ -1,0 +1,50 @@
+/**
+ * Writes the regression models of this folder from code, so each stays small and its origin is
+ * readable. Run after adding one: `npx tsx test/regressions/make-regressions.ts`. Each model
+ * has a sibling .json with what rmsfuse must do with it (see regressions.test.ts); the JSON
+ * files are written by hand, this script only writes the .onnx files.
+ *
+ * Models found by the fuzzers are minimized by hand into a generator here; a model that cannot
+ * be made small that way is committed as found.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GraphBuilder } from '../helpers/graph.js';
+import { modelBytes } from '../helpers/ort.js';
+
+const DIR = path.dirname(fileURLToPath(import.meta.url));
+
+type Maker = () => Uint8Array;
+
+/** A RMSNorm site (Pow, ReduceMean, Add, Sqrt, Div(1, .), Mul, Mul gamma) over x [rows, H]. */
+function site(g: GraphBuilder, x: string, H: number): string {
+  const m = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
+  const r = g.op('Div', [g.scalar(1), g.op('Sqrt', [g.op('Add', [m, g.scalar(1e-6)])])]);
+  return g.op('Mul', [g.op('Mul', [x, r]), g.init('w', 'float32', [H], Array.from({ length: H }, (_, i) => 1 + i / H))]);
+}
+
+export const MAKERS: Record<string, Maker> = {
+  /**
+   * fuzz (many-nodes + cycle): a cycle through 300 Identity nodes. The error listed every node
+   * of the cycle: a 22 kB message. Now it shows the ends of the cycle.
+   */
+  'cycle-long': () => {
+    const g = new GraphBuilder({ opset: 17, name: 'cycle' });
+    g.input('x', 'float32', [2, 8]);
+    const n = 300;
+    for (let i = 0; i < n; i++) g.op('Identity', [`c${(i + n - 1) % n}`], {}, { name: `id_${i}`, outputs: [`c${i}`] });
+    g.op('Add', ['x', 'c0'], {}, { name: 'add', outputs: ['y'] });
+    g.output('y', 'float32', [2, 8]);
+    return g.bytes();
+  },
+};
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  for (const [name, make] of Object.entries(MAKERS)) {
+    fs.writeFileSync(path.join(DIR, `${name}.onnx`), make());
+    console.log(`wrote test/regressions/${name}.onnx`);
+  }
+}
+
+export { modelBytes, site };
