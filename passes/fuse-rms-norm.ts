@@ -7,6 +7,7 @@
  * graph and the best partial match of every failed root; ctx.explain (node names) prints the
  * best partial match for those roots and candidates only.
  */
+import type { NodeProto } from 'onnx-buf';
 import type { Graph, Node } from '../compiler/ir/graph.js';
 import { RMSFUSE_DOMAIN } from '../compiler/op/param.js';
 import { graphPath, type Pass, type PassContext } from '../compiler/pass-manager.js';
@@ -58,7 +59,9 @@ export function fuseRmsNormPass(): Pass {
       const growthFailures = new Map<Node, Attempt>();
       const counts: Record<string, number> = {};
       for (const rule of STAGES) {
+        const before = new Set(state.created.keys());
         const stats = runRule(rule, graph, cx, b, ctx, candidates, growthFailures, debug);
+        orderNames(graph, state, before);
         counts[rule.name] = stats.hits;
         if (debug) ctx.log(`[rmsfuse] ${where}: rule ${rule.name}: ${stats.attempts} attempts, ${stats.matches} matches, ${stats.hits} fused`);
       }
@@ -98,7 +101,7 @@ function runRule(
   const ops = rootOps(rule.pattern);
   let alive = new Set(graph.proto.node);
   // Nodes of sites that must stay unfused as a whole (a final failure).
-  const blocked = new Set<Node>();
+  const blocked = new Map<Node, Attempt>();
   // Outputs before inputs: the largest site at a root is tried before the smaller ones inside it.
   for (const root of [...graph.nodes].reverse()) {
     if (!alive.has(root.proto)) continue;
@@ -113,7 +116,12 @@ function runRule(
     let fused = false;
     for (const m of matchAt(graph, root, rule.pattern, tracer)) {
       stats.matches++;
-      if (m.site.some((n) => blocked.has(n))) continue;
+      const blocker = m.site.find((n) => blocked.has(n));
+      if (blocker) {
+        // Part of a site that stays unfused as a whole: keep its reason.
+        failed ??= blocked.get(blocker);
+        continue;
+      }
       const r = rule.check(m, cx);
       if (r.ok) {
         rule.rewrite({ ...m, plan: r.value }, b);
@@ -133,7 +141,7 @@ function runRule(
       };
       if (!failed || attempt.progress > failed.progress) failed = attempt;
       if (r.final) {
-        for (const n of m.site) blocked.add(n);
+        for (const n of m.site) blocked.set(n, attempt);
         failed = attempt;
         break;
       }
@@ -156,4 +164,29 @@ function runRule(
     }
   }
   return stats;
+}
+
+/**
+ * Rules visit roots from the graph's end (the largest site first), so fresh names come out in
+ * reverse: `/same/RmsNorm_1` before `/same/RmsNorm`. Among the nodes a stage made with the same
+ * base name, hand the names out again in graph order (the set of names stays the same).
+ */
+function orderNames(graph: Graph, state: FusionState, before: ReadonlySet<unknown>): void {
+  const index = new Map(graph.proto.node.map((p, i) => [p, i]));
+  const groups = new Map<string, NodeProto[]>();
+  for (const proto of state.created.keys()) {
+    if (before.has(proto) || !index.has(proto)) continue;
+    const base = proto.name.replace(/_\d+$/, '');
+    (groups.get(base) ?? groups.set(base, []).get(base)!).push(proto);
+  }
+  const suffix = (name: string): number => Number(/_(\d+)$/.exec(name)?.[1] ?? 0);
+  for (const protos of groups.values()) {
+    if (protos.length < 2) continue;
+    const names = protos.map((p) => p.name).sort((a, b) => suffix(a) - suffix(b));
+    protos.sort((a, b) => index.get(a)! - index.get(b)!);
+    protos.forEach((p, i) => {
+      p.name = names[i]!;
+      state.created.get(p)!.site.node = p.name;
+    });
+  }
 }

@@ -26,7 +26,9 @@ import {
   toAttributes,
 } from '../compiler/op/param.js';
 import { type FusedSite, graphPath, type PassContext } from '../compiler/pass-manager.js';
+import { isAscend } from '../compiler/op/target.js';
 import type { FusedPlan } from './plan.js';
+import { adaptConstantsForAscend, type ConstantCache } from './target-constants.js';
 
 /** A fused node made by this run. */
 export interface FusedInfo {
@@ -39,6 +41,8 @@ export interface FusedInfo {
 /** State of one run of the fusion pass over a model. */
 export class FusionState {
   readonly created = new Map<NodeProto, FusedInfo>();
+  /** Constants converted for an Ascend target, per graph (shared weights are converted once). */
+  readonly converted = new WeakMap<Graph, ConstantCache>();
 }
 
 function attributes(p: RmsNormParam): AttributeProto[] {
@@ -86,6 +90,11 @@ export class FusionBuilder {
   /** Replaces the plan's nodes by one fused node; returns it. */
   fuse(plan: FusedPlan): Node {
     const g = this.graph;
+    if (isAscend(this.ctx.target)) {
+      let cache = this.state.converted.get(g);
+      if (!cache) this.state.converted.set(g, (cache = new Map()));
+      plan = adaptConstantsForAscend(g, plan, cache);
+    }
     const io = planIO(plan, this.opset);
     const sig = signature(plan.param);
     const outputs = sig.outputs.map((r) => {

@@ -285,7 +285,7 @@ export function renderGraphProto(g: GraphProto, indent = ''): string {
   for (const n of g.node) {
     const op = `${n.domain ? `${n.domain}.` : ''}${n.opType}${n.overload ? `<${n.overload}>` : ''}`;
     const attrs = n.attribute.length ? ` {${n.attribute.map((a) => fmtAttr(a, indent)).join(', ')}}` : '';
-    lines.push(`${indent}  ${n.name}: ${n.output.join(', ')} = ${op}(${n.input.join(', ')})${attrs}`);
+    lines.push(`${indent}  ${n.name}: ${n.output.join(', ')} = ${op}(${n.input.map((i) => (i === '' ? "''" : i)).join(', ')})${attrs}`);
   }
   return lines.join('\n') + '\n';
 }
