@@ -277,6 +277,11 @@ export class Graph {
    * Replaces `remove` by `add`. The new nodes take the place of the last removed node, so
    * everything they read is already computed there; `sortTopologically` repairs the order if a
    * consumer of a new output sat in between.
+   *
+   * The indexes are updated in place (cost in the size of the edit, not of the graph), so a pass
+   * fusing site after site stays linear. Initializers appended to `proto.initializer` for the
+   * new nodes are picked up. Edits involving subgraphs, or a graph whose node list was changed
+   * behind the index, fall back to a full `reindex`.
    */
   replace(remove: Node[], add: NodeProto[]): Node[] {
     const gone = new Set(remove.map((n) => n.proto));
@@ -285,30 +290,220 @@ export class Graph {
       if (gone.has(p)) at = i;
     });
     if (at < 0) throw new Error('replace: none of the nodes to remove is in this graph');
-    const kept: NodeProto[] = [];
-    this.proto.node.forEach((p, i) => {
-      if (!gone.has(p)) kept.push(p);
-      if (i === at) kept.push(...add);
+    const hasSubgraph = (p: NodeProto) => p.attribute.some((a) => a.g || a.graphs.length > 0);
+    if (!this.indexMatchesProto() || remove.some((n) => n.subgraphs.length > 0) || add.some(hasSubgraph)) {
+      const kept: NodeProto[] = [];
+      this.proto.node.forEach((p, i) => {
+        if (!gone.has(p)) kept.push(p);
+        if (i === at) kept.push(...add);
+      });
+      this.proto.node = kept;
+      this.reindex();
+      this.sortTopologically();
+      return add.map((p) => this.nodes.find((n) => n.proto === p)!);
+    }
+
+    const added = add.map((p) => new Node(p, this));
+    const keptProtos: NodeProto[] = [];
+    const keptNodes: Node[] = [];
+    this.nodes.forEach((n, i) => {
+      if (!gone.has(n.proto)) {
+        keptProtos.push(n.proto);
+        keptNodes.push(n);
+      }
+      if (i === at) {
+        keptProtos.push(...add);
+        keptNodes.push(...added);
+      }
     });
-    this.proto.node = kept;
-    this.reindex();
-    this.sortTopologically();
-    return add.map((p) => this.nodes.find((n) => n.proto === p)!);
+    const touched = new Set<string>();
+    for (const n of this.nodes) if (gone.has(n.proto)) this.unindexNode(n, touched);
+    this.proto.node = keptProtos;
+    this.nodes = keptNodes;
+    keptNodes.forEach((n, i) => (n.position = i));
+    for (const n of added) this.indexOutputs(n);
+    for (const n of added) this.indexInputs(n);
+    this.adoptNewInitializers(added);
+    this.dropOrphans(touched);
+    if (!this.addedInOrder(added)) this.sortTopologically();
+    return added;
+  }
+
+  /**
+   * Removes these nodes (and nothing else) from the graph, updating the indexes in place.
+   * Whatever read their outputs now reads nothing: use it for nodes that became dead.
+   */
+  removeNodes(nodes: Iterable<Node>): void {
+    const gone = new Set<NodeProto>();
+    for (const n of nodes) gone.add(n.proto);
+    if (gone.size === 0) return;
+    if (!this.indexMatchesProto() || this.nodes.some((n) => gone.has(n.proto) && n.subgraphs.length > 0)) {
+      this.proto.node = this.proto.node.filter((p) => !gone.has(p));
+      this.reindex();
+      return;
+    }
+    const touched = new Set<string>();
+    for (const n of this.nodes) if (gone.has(n.proto)) this.unindexNode(n, touched);
+    this.nodes = this.nodes.filter((n) => !gone.has(n.proto));
+    this.proto.node = this.nodes.map((n) => n.proto);
+    this.nodes.forEach((n, i) => (n.position = i));
+    this.dropOrphans(touched);
+  }
+
+  /** Removes initializers by name (graph inputs of the same name stay), updating the indexes. */
+  removeInitializers(names: Iterable<string>): void {
+    const drop = new Set(names);
+    if (drop.size === 0) return;
+    this.proto.initializer = this.proto.initializer.filter((t) => !drop.has(t.name));
+    for (const name of drop) {
+      const v = this.values.get(name);
+      if (v) v.initializer = undefined;
+    }
+    this.dropOrphans(drop);
   }
 
   /** Removes nodes whose outputs nobody reads and that are not graph outputs. Returns the count. */
   removeDeadNodes(): number {
+    const isDead = (n: Node) => n.outputs.every((o) => o === '' || (this.consumers(o).length === 0 && !this.isGraphOutput(o)));
     let removed = 0;
+    let candidates = this.nodes;
     for (;;) {
-      const dead = this.nodes.filter((n) =>
-        n.outputs.every((o) => o === '' || (this.consumers(o).length === 0 && !this.isGraphOutput(o))),
-      );
+      const dead = candidates.filter(isDead);
       if (dead.length === 0) return removed;
-      const set = new Set(dead.map((n) => n.proto));
-      this.proto.node = this.proto.node.filter((p) => !set.has(p));
+      // Only the producers of what the dead nodes read can die next.
+      const next = new Set<Node>();
+      for (const n of dead) for (const i of n.inputs) {
+        const p = i === '' ? undefined : this.values.get(i)?.producer;
+        if (p) next.add(p);
+      }
+      this.removeNodes(dead);
       removed += dead.length;
-      this.reindex();
+      const alive = new Set(this.nodes);
+      candidates = [...next].filter((n) => alive.has(n));
     }
+  }
+
+  /** True when `nodes` mirrors `proto.node` (no edit of the node list behind the index). */
+  private indexMatchesProto(): boolean {
+    const protos = this.proto.node;
+    if (protos.length !== this.nodes.length) return false;
+    for (let i = 0; i < protos.length; i++) if (this.nodes[i]!.proto !== protos[i]) return false;
+    return true;
+  }
+
+  private value(name: string): Value {
+    let x = this.values.get(name);
+    if (!x) {
+      x = { name, consumers: [], isGraphInput: false, isGraphOutput: false };
+      this.values.set(name, x);
+    }
+    return x;
+  }
+
+  /** Takes a node out of the producer and consumer indexes; records the names it touched. */
+  private unindexNode(n: Node, touched: Set<string>): void {
+    for (const o of n.outputs) {
+      if (o === '') continue;
+      const v = this.values.get(o);
+      if (v?.producer === n) v.producer = undefined;
+      touched.add(o);
+    }
+    const reads = new Set(n.inputs);
+    for (const g of n.subgraphs) for (const name of g.freeNames()) reads.add(name);
+    for (const name of reads) {
+      if (name === '') continue;
+      const v = this.values.get(name);
+      const k = v ? v.consumers.indexOf(n) : -1;
+      if (k >= 0) v!.consumers.splice(k, 1);
+      touched.add(name);
+    }
+  }
+
+  private indexOutputs(n: Node): void {
+    for (const o of n.outputs) {
+      if (o === '') continue;
+      const val = this.value(o);
+      if (val.producer === n) throw new RmsfuseError(`${this.where()}: node ${n.label} lists output '${o}' twice`);
+      if (val.producer) throw new RmsfuseError(`${this.where()}: tensor '${o}' is produced twice, by ${val.producer.label} and by ${n.label}`);
+      if (val.isGraphInput) throw new RmsfuseError(`${this.where()}: tensor '${o}' is a graph input and also produced by node ${n.label}`);
+      if (val.initializer || val.sparseInitializer) throw new RmsfuseError(`${this.where()}: tensor '${o}' is an initializer and also produced by node ${n.label}`);
+      val.producer = n;
+    }
+  }
+
+  private indexInputs(n: Node): void {
+    for (const name of n.inputs) {
+      if (name === '') continue;
+      const consumers = this.value(name).consumers;
+      if (consumers[consumers.length - 1] !== n) consumers.push(n);
+    }
+  }
+
+  /** Initializers the new nodes read that were appended to proto.initializer since the last index. */
+  private adoptNewInitializers(added: Node[]): void {
+    let byName: Map<string, TensorProto> | undefined;
+    for (const n of added) {
+      for (const name of n.inputs) {
+        if (name === '' || this.lookupDefined(name)) continue;
+        byName ??= new Map(this.proto.initializer.map((t) => [t.name, t]));
+        const t = byName.get(name);
+        if (!t) continue;
+        const v = this.value(name);
+        v.initializer = t;
+        v.type ??= { dtype: t.dataType, shape: t.dims.map(Number) };
+      }
+    }
+  }
+
+  /** Forgets values that nothing defines or reads any more (as a full reindex would). */
+  private dropOrphans(names: Iterable<string>): void {
+    for (const name of names) {
+      const v = this.values.get(name);
+      if (v && !v.producer && v.consumers.length === 0 && !v.isGraphInput && !v.isGraphOutput && !v.initializer && !v.sparseInitializer) {
+        this.values.delete(name);
+      }
+    }
+  }
+
+  /** After a replace: do the new nodes sit after what they read and before what reads them? */
+  private addedInOrder(added: Node[]): boolean {
+    for (const n of added) {
+      for (const name of n.inputs) {
+        const p = name === '' ? undefined : this.values.get(name)?.producer;
+        if (p && p.position >= n.position) return false;
+      }
+      for (const o of n.outputs) {
+        if (o === '') continue;
+        for (const c of this.values.get(o)?.consumers ?? []) if (c.position <= n.position) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Test aid: throws if the incrementally kept indexes differ from a fresh index of the same
+   * GraphProto (producers, consumers, flags, initializers).
+   */
+  checkIndex(): void {
+    const fresh = new Graph(this.proto, this.model, this.owner);
+    const describe = (g: Graph) =>
+      [...g.values.values()]
+        .map((v) =>
+          [
+            v.name,
+            v.producer?.proto.name ?? '-',
+            v.consumers.map((c) => c.proto.name).sort().join(','),
+            v.isGraphInput ? 'in' : '',
+            v.isGraphOutput ? 'out' : '',
+            v.initializer ? 'init' : '',
+          ].join('|'),
+        )
+        .sort()
+        .join('\n');
+    const a = describe(this);
+    const b = describe(fresh);
+    if (a !== b) throw new Error(`graph index out of date:\n--- kept\n${a}\n--- fresh\n${b}`);
+    if (this.nodes.some((n, i) => n.proto !== this.proto.node[i] || n.position !== i)) throw new Error('graph node list out of date');
   }
 
   /**
