@@ -13,6 +13,7 @@ import {
   type NodeProto,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
+  TensorProtoSchema,
 } from 'onnx-buf';
 import type { Graph, Model, Node } from '../compiler/ir/graph.js';
 import { type DecomposeIO, FUSED_ATTRIBUTE_NAMES, buildFunction, functionName } from '../compiler/op/decompose.js';
@@ -90,6 +91,7 @@ export class FusionBuilder {
   /** Replaces the plan's nodes by one fused node; returns it. */
   fuse(plan: FusedPlan): Node {
     const g = this.graph;
+    plan = this.uniqueInitializerNames(plan);
     if (isAscend(this.ctx.target)) {
       let cache = this.state.converted.get(g);
       if (!cache) this.state.converted.set(g, (cache = new Map()));
@@ -141,6 +143,20 @@ export class FusionBuilder {
     if (plan.notes.length) site.notes = [...(site.notes ?? []), ...plan.notes];
     this.state.created.set(proto, { param: plan.param, io, site });
     return node!;
+  }
+
+  /** New initializers carry base names; give each a name unused in the model. */
+  private uniqueInitializerNames(plan: FusedPlan): FusedPlan {
+    if (plan.newInitializers.length === 0) return plan;
+    const renamed = new Map<string, string>();
+    const newInitializers = plan.newInitializers.map((t) => {
+      const name = this.graph.freshName(t.name);
+      renamed.set(t.name, name);
+      return name === t.name ? t : create(TensorProtoSchema, { ...t, name });
+    });
+    const inputs = Object.fromEntries(Object.entries(plan.inputs).map(([r, v]) => [r, renamed.get(v!) ?? v])) as FusedPlan['inputs'];
+    const notes = plan.notes.map((n) => [...renamed].reduce((s, [a, b]) => (a === b ? s : s.split(a).join(b)), n));
+    return { ...plan, newInitializers, inputs, notes };
   }
 
   /**

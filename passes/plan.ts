@@ -167,22 +167,25 @@ export function weightProblem(role: string, w: TensorType | undefined, x: readon
   return { drop: lead };
 }
 
-/** A copy of a constant weight with its leading 1s dropped (a new initializer, fresh name). */
+/**
+ * A copy of a constant weight with its leading 1s dropped (a new initializer). Its name is a
+ * base the fusion builder makes unique when it adds the initializer (checks allocate no names).
+ */
 export function reshapedConstant(g: Graph, name: string, k: number): TensorProto | undefined {
   const c = g.constantTensor(name);
   if (!c?.tensor) return undefined;
   const t = c.tensor;
   const dims = t.dims.slice(t.dims.length - k);
-  return create(TensorProtoSchema, { ...t, name: g.freshName(`${name}_rank${k}`), dims });
+  return create(TensorProtoSchema, { ...t, name: `${name}_rank${k}`, dims });
 }
 
-/** An initializer of ones with shape `dims` (a norm without gamma fuses with gamma = 1). */
-export function onesInitializer(g: Graph, base: string, dtype: FloatDType, dims: number[]): TensorProto {
+/** An initializer of ones with shape `dims` (a norm without gamma fuses with gamma = 1); `base` is made unique when added. */
+export function onesInitializer(base: string, dtype: FloatDType, dims: number[]): TensorProto {
   const n = dims.reduce((a, b) => a * b, 1);
   const one = { float32: [0x00, 0x00, 0x80, 0x3f], float16: [0x00, 0x3c], bfloat16: [0x80, 0x3f] }[dtype];
   const raw = new Uint8Array(n * one.length);
   for (let i = 0; i < n; i++) raw.set(one, i * one.length);
-  return create(TensorProtoSchema, { name: g.freshName(base), dims: dims.map(BigInt), dataType: FLOAT_CODE[dtype], rawData: raw });
+  return create(TensorProtoSchema, { name: base, dims: dims.map(BigInt), dataType: FLOAT_CODE[dtype], rawData: raw });
 }
 
 /**

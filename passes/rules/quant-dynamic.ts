@@ -103,7 +103,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     newInitializers: src.newInitializers,
     scope: scopeOf(norm.name),
     grows: norm,
-    notes: src.notes,
+    notes: [...src.notes, 'an all-zero row gets scale 2^-23 and q = 0, where the original graph divides 0 by 0 (the one place the fused model differs)'],
   };
   const invalid = validatePlan(g, plan, cx.target);
   if (invalid) return fail(`${what}: ${invalid.reason}`, root);

@@ -216,7 +216,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     gammaDType = gd;
   } else {
     if (!normDims.every((d) => typeof d === 'number')) return fail(`no gamma, and the normalized dims ${shapeText(normDims)} are not static for a ones gamma`, root);
-    const t = onesInitializer(g, `${commonScope(m.site).replace(/^\//, '').replace(/\//g, '_') || 'rms_norm'}_ones_gamma`, T, normDims as number[]);
+    const t = onesInitializer(`${commonScope(m.site).replace(/^\//, '').replace(/\//g, '_') || 'rms_norm'}_ones_gamma`, T, normDims as number[]);
     newInitializers.push(t);
     notes.push(`no gamma in the graph: fused with a ones gamma ${t.name}`);
     gammaName = t.name;
@@ -242,6 +242,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   const outside2 = wantRstd ? outsideUse(g, site, exposed) : outside;
   if (outside2) return fail(`'${outside2.value}' inside the norm is also used by ${outside2.user}`, outside2.node);
 
+  if (C !== 'float32') notes.push(`the graph computes the statistics in ${C}; the fused node computes them in float32 (SPEC section 2: more accurate)`);
   const param: RmsNormParam = {
     ...defaultParam('Norm', epsilon),
     precisionMode: highPerformance ? 'high_performance' : 'high_precision',
