@@ -3,12 +3,13 @@
  * writes (per layer: RMSNorm spelled out as Pow/ReduceMean/Add/Sqrt/Div/Mul/Mul, q/k/v/o
  * MatMuls, rotary embedding, softmax attention, SwiGLU MLP, residual Adds; ~60 nodes), with
  * every weight as external data in one sparse file (ftruncate: nothing large is written).
- * Structure only: the constants are fp32 next to fp16 weights, so it is not meant to be run.
+ * Activations, constants and weights share one dtype (fp16 or fp32), as an exporter writes them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NodeProto, TensorProto } from 'onnx-buf';
-import { DT, externalTensor, floatTensor, graph, int64Tensor, model, modelBytes, node, valueInfo } from '../../test/helpers/model-builder.js';
+import { toF16Bits } from '../../runtime/numeric.js';
+import { DT, externalTensor, floatTensor, graph, int64Tensor, model, modelBytes, node, rawTensor, valueInfo } from '../../test/helpers/model-builder.js';
 
 export interface LlamaShape {
   layers: number;
@@ -43,8 +44,11 @@ export interface GeneratedModel {
 export function writeLlama(dir: string, shape: LlamaShape): GeneratedModel {
   const { hidden: H, intermediate: I, heads, vocab, maxPositions } = shape;
   const headDim = H / heads;
-  const act = DT.FLOAT16;
+  const act = shape.weightDtype;
   const elem = shape.weightDtype === DT.FLOAT ? 4 : 2;
+  /** A scalar constant in the activation dtype. */
+  const scalar = (name: string, v: number): TensorProto =>
+    act === DT.FLOAT ? floatTensor(name, [], [v]) : rawTensor(name, DT.FLOAT16, [], new Uint8Array(toF16Bits([v]).buffer as ArrayBuffer));
   const nodes: NodeProto[] = [];
   const inits: TensorProto[] = [];
   let offset = 0;
@@ -67,8 +71,9 @@ export function writeLlama(dir: string, shape: LlamaShape): GeneratedModel {
   const one = (op: string, inputs: string[], scope: string, attrs?: NonNullable<Parameters<typeof node>[3]>['attrs']) => add(op, inputs, scope, attrs)[0]!;
 
   // Shared constants (small, inline).
-  inits.push(floatTensor('const_two', [], [2]), floatTensor('const_one', [], [1]), floatTensor('const_eps', [], [1e-6]));
-  inits.push(floatTensor('const_sqrt_head_dim', [], [Math.sqrt(headDim)]));
+  inits.push(scalar('const_two', 2), scalar('const_one', 1), scalar('const_eps', 1e-6));
+  inits.push(scalar('const_sqrt_head_dim', Math.sqrt(headDim)));
+  inits.push(int64Tensor('axis_heads', [1], [1n]));
   inits.push(int64Tensor('shape_heads', [4], [0n, 0n, BigInt(heads), BigInt(headDim)]));
   inits.push(int64Tensor('shape_hidden', [3], [0n, 0n, BigInt(H)]));
   inits.push(int64Tensor('axes_last', [1], [-1n]));
@@ -96,8 +101,11 @@ export function writeLlama(dir: string, shape: LlamaShape): GeneratedModel {
   };
 
   let hiddenState = one('Gather', [weight('model.embed_tokens.weight', [vocab, H]), 'input_ids'], '/model/embed_tokens');
-  nodes.push(node('Gather', [cos, 'position_ids'], ['cos_sliced'], { name: '/model/rotary/cos' }));
-  nodes.push(node('Gather', [sin, 'position_ids'], ['sin_sliced'], { name: '/model/rotary/sin' }));
+  // cos/sin [batch, 1, sequence, head_dim]: broadcast over the heads.
+  nodes.push(node('Gather', [cos, 'position_ids'], ['cos_gathered'], { name: '/model/rotary/cos' }));
+  nodes.push(node('Gather', [sin, 'position_ids'], ['sin_gathered'], { name: '/model/rotary/sin' }));
+  nodes.push(node('Unsqueeze', ['cos_gathered', 'axis_heads'], ['cos_sliced'], { name: '/model/rotary/cos_unsqueeze' }));
+  nodes.push(node('Unsqueeze', ['sin_gathered', 'axis_heads'], ['sin_sliced'], { name: '/model/rotary/sin_unsqueeze' }));
 
   for (let l = 0; l < shape.layers; l++) {
     const s = `/model/layers.${l}`;
