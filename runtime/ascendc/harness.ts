@@ -254,7 +254,7 @@ export async function runJobs(binary: string, jobs: LaunchJob[]): Promise<Launch
     const parsed = stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Omit<LaunchResult, 'outputs'>);
+      .map((l) => JSON.parse(l) as Partial<LaunchResult> & Pick<LaunchResult, 'ok' | 'kernel'>);  // failed launches print only ok, kernel, error
     if (parsed.length !== jobs.length) throw new Error(`runner printed ${parsed.length} results for ${jobs.length} jobs:\n${stdout}`);
     const results: LaunchResult[] = [];
     for (const [j, r] of parsed.entries()) {
