@@ -4,6 +4,7 @@
  * - `backend: 'null'` runs Tint only (validation, no execution; advertises shader-f16 and subgroups).
  * - `backend: 'swiftshader'` executes on the CPU through SwiftShader's Vulkan driver from Debian's
  *   chromium package (TOOLING.md).
+ * - `backend: 'default'` takes the adapter dawn picks (a real GPU where there is one).
  * Everything `create()` returns is kept in module-level variables for the life of the process:
  * dawn.node destroys its instance when the GPU object is collected, and the process then dies at
  * random (TOOLING.md). Devices are cached per backend for the same reason.
@@ -17,7 +18,7 @@ const CHROMIUM_VULKAN_LOADER = '/usr/lib/chromium/libvulkan.so.1';
 /** glibc's RTLD_NODELETE (Node's os.constants.dlopen lacks it): keep a library loaded after dlclose. */
 const RTLD_NODELETE = 0x1000;
 
-export type Backend = 'null' | 'swiftshader';
+export type Backend = 'null' | 'swiftshader' | 'default';
 
 export interface NodeGpu {
   gpu: GPU;
@@ -27,6 +28,20 @@ export interface NodeGpu {
 
 // Module-level on purpose: see the file comment.
 const live = new Map<Backend, Promise<NodeGpu>>();
+
+/**
+ * Environment for a child process that should reach the same Vulkan adapter (onnxruntime's
+ * WebGPU EP must run in another process than dawn.node): the ICD, and chromium's loader on the
+ * library path for machines without Debian's libvulkan1.
+ */
+export function childGpuEnv(backend: Backend): NodeJS.ProcessEnv {
+  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+  if (backend === 'swiftshader') env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
+  if (existsSync(CHROMIUM_VULKAN_LOADER)) {
+    env.LD_LIBRARY_PATH = [env.LD_LIBRARY_PATH, '/usr/lib/chromium'].filter(Boolean).join(':');
+  }
+  return env;
+}
 
 /** Why SwiftShader cannot run here, or undefined when it can. */
 export function swiftShaderUnavailable(): string | undefined {
@@ -62,8 +77,8 @@ async function open(backend: Backend): Promise<NodeGpu> {
     const why = swiftShaderUnavailable();
     if (why) throw new Error(why);
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
-    ensureVulkanLoader();
   }
+  if (backend !== 'null') ensureVulkanLoader();
   const { create } = await import('webgpu');
   // timestamp_quantization off: GPU timestamps at full resolution (TOOLING.md).
   const options = backend === 'null' ? ['backend=null'] : ['disable-dawn-features=timestamp_quantization'];
