@@ -2,7 +2,7 @@
  * Host tiling of rmsfuse's Ascend C RMSNorm kernels.
  *
  * This file has no imports on purpose: `emitAscend` copies it verbatim into every emitted
- * directory as `kernels/ascendc_tiling.ts`, so the launchers there compute the tiling for the
+ * directory as `kernels/tiling-core.ts`, so the launchers there compute the tiling for the
  * actual row count with exactly this code, and the kernels' tiling header is generated from
  * TILING_FIELDS below. The vendor's kernels do the same split: the host picks the UB tiling from
  * the platform's core count and UB size, the kernel reads it from the tiling struct and never

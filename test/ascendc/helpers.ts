@@ -34,15 +34,16 @@ export function paramOf(o: VariantOptions): RmsNormParam {
   return p;
 }
 
-/** A fused node with x of shape [rows..., H] ('rows' symbolic unless a number is given). */
-export function makeDesc(name: string, o: VariantOptions, xDType: FloatDType, H: number, rows: number | string = 'batch'): FusedNodeDesc {
+/** A fused node with x of shape [...rows, H] (rows: one dim or several, symbolic as strings). */
+export function makeDesc(name: string, o: VariantOptions, xDType: FloatDType, H: number, rows: number | string | (number | string)[] = 'batch'): FusedNodeDesc {
   const param = paramOf(o);
   const sig = signature(param);
   const present = new Set<string>(['x', 'residual', 'gamma', 'scale']);
   if (o.bias) present.add('bias');
   if (o.beta) present.add('beta');
   if (o.offset) present.add('offset');
-  const rowShape: (number | string)[] = [rows, H];
+  const lead = Array.isArray(rows) ? rows : [rows];
+  const rowShape: (number | string)[] = [...lead, H];
   const dtypeOf = (role: string): DType => {
     if (role === 'x' || role === 'residual') return xDType;
     if (role === 'scale') return o.scaleDType ?? 'float32';
@@ -63,7 +64,7 @@ export function makeDesc(name: string, o: VariantOptions, xDType: FloatDType, H:
     name: `${name}_out_${role}`,
     role,
     dtype: role === 'q' ? 'int8' : role === 'rstd' || role === 'scale' ? 'float32' : xDType,
-    shape: role === 'rstd' || role === 'scale' ? [rows, 1] : rowShape,
+    shape: role === 'rstd' || role === 'scale' ? [...lead, 1] : rowShape,
   }));
   return { node: name, opType: { Norm: 'RmsNorm', PreNorm: 'PreNorm', PostNorm: 'PostNorm' }[param.layerType], param, inputs, outputs };
 }
