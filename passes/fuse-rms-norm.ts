@@ -29,6 +29,7 @@ const CHECK_FAILED = 1_000_000;
 interface Attempt extends PartialMatch {
   anchor: Node;
   quiet?: boolean;
+  partial?: boolean;
 }
 
 interface RuleStats {
@@ -67,7 +68,15 @@ export function fuseRmsNormPass(): Pass {
       }
       const alive = new Set(graph.proto.node);
       for (const [anchor, f] of growthFailures) {
-        if (alive.has(anchor.proto)) ctx.report.remarks.push({ node: anchor.label, reason: reasonText(f), graph: graphPath(graph) });
+        if (!alive.has(anchor.proto)) continue;
+        if (f.partial) {
+          // A norm site the validator refused as a whole: reported where a smaller part fused
+          // without this root (otherwise its candidate's remark says it all).
+          if (f.site.every((n) => alive.has(n.proto))) continue;
+          ctx.report.remarks.push({ node: anchor.label, reason: `not fused with the norm before it: ${reasonText(f)}`, graph: graphPath(graph) });
+          continue;
+        }
+        ctx.report.remarks.push({ node: anchor.label, reason: reasonText(f), graph: graphPath(graph) });
       }
       for (const n of graph.nodes) {
         if (!alive.has(n.proto) || !isNormCandidate(graph, n)) continue;
@@ -138,6 +147,7 @@ function runRule(
         anchor: rule.anchor?.(m) ?? root,
         ...(r.final ? { final: true } : {}),
         ...(r.quiet ? { quiet: true } : {}),
+        ...(r.partial ? { partial: true } : {}),
       };
       if (!failed || attempt.progress > failed.progress) failed = attempt;
       if (r.final) {
@@ -150,6 +160,7 @@ function runRule(
     const best: Attempt | undefined = failed ?? (tracer.best && { ...tracer.best, anchor: root });
     if (!best) continue;
     if (rule === rmsNormRule) {
+      if (failed?.partial && !growthFailures.has(root)) growthFailures.set(root, { ...failed, anchor: root, partial: true });
       for (const n of best.site) {
         if (!isNormCandidate(graph, n)) continue;
         const prev = candidates.get(n);

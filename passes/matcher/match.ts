@@ -35,12 +35,24 @@ export interface Failure {
   final?: boolean;
   /** No remark: the candidate is not worth reporting (e.g. a fused node from an earlier run). */
   quiet?: boolean;
+  /**
+   * The site is fine but not allowed as a whole (validator): a smaller part may still fuse, and
+   * then this reason is reported at the root that stayed outside.
+   */
+  partial?: boolean;
 }
 export type MatchResult<T> = { ok: true; value: T } | Failure;
 
-export function fail(reason: string, at?: Node | string, opts: { final?: boolean; quiet?: boolean } = {}): Failure {
+export function fail(reason: string, at?: Node | string, opts: { final?: boolean; quiet?: boolean; partial?: boolean } = {}): Failure {
   const label = at === undefined ? undefined : typeof at === 'string' ? at : at.label;
-  return { ok: false, reason, ...(label !== undefined ? { at: label } : {}), ...(opts.final ? { final: true } : {}), ...(opts.quiet ? { quiet: true } : {}) };
+  return {
+    ok: false,
+    reason,
+    ...(label !== undefined ? { at: label } : {}),
+    ...(opts.final ? { final: true } : {}),
+    ...(opts.quiet ? { quiet: true } : {}),
+    ...(opts.partial ? { partial: true } : {}),
+  };
 }
 export function ok<T>(value: T): MatchResult<T> {
   return { ok: true, value };

@@ -264,7 +264,9 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   const invalid = validatePlan(g, plan, cx.target);
   if (invalid) {
     // An rstd the target cannot give leaves the whole site unfused (SPEC: rstd is an output or nothing).
-    return wantRstd ? fail(`rstd '${rstdValue}' is used outside the norm, but ${invalid.reason}`, rstdValue, { final: true }) : invalid;
+    return wantRstd
+      ? fail(`rstd '${rstdValue}' is used outside the norm, but ${invalid.reason}`, rstdValue, { final: true })
+      : { ...invalid, partial: true };
   }
   return ok(plan);
 }

@@ -5,7 +5,7 @@
  * than 0.1% of elements over 1e-3 relative error; int8 within 1).
  */
 import { expect } from 'chai';
-import { GraphBuilder, renderModel, valueInfo } from '../helpers/graph.js';
+import { DT, GraphBuilder, renderModel, valueInfo } from '../helpers/graph.js';
 import { attrs, expectFusedMatchesReference, expectSameOutputs, optimize } from './harness.js';
 import { normModel, rmsNorm } from './spellings.js';
 
@@ -331,5 +331,21 @@ describe('passes: targets', () => {
     expect(renderModel(out.model)).to.match(/init zp_int8: int8\[1\] \[2\]/);
     await expectSameOutputs(before, out.bytes, { exactSums: true });
   });
-});
 
+  it('bf16 with the gamma multiply in bf16: high_performance is fp16-only, so the norm fuses without gamma and says why', () => {
+    const g = new GraphBuilder({ opset: 17 });
+    const x = g.input('x', 'bfloat16', D64);
+    g.scope('/n');
+    const x32 = g.op('Cast', [x], { to: DT.float32 });
+    const ms = g.reduce('ReduceMean', g.op('Pow', [x32, g.constant(2)]), [-1]);
+    const n = g.op('Mul', [x32, g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constant(1e-6)])])])]);
+    const y = g.op('Mul', [g.op('Cast', [n], { to: DT.bfloat16 }), g.init('w', 'bfloat16', [64], new Array(64).fill(1))]);
+    g.output(y, 'bfloat16', D64);
+    const out = optimize(g.bytes());
+    expect(out.model.graph!.node.map((x) => x.opType)).to.deep.equal(['RmsNorm', 'Mul']);
+    expect(attrs(out.model.graph!.node[0]!).precision_mode).to.equal('high_precision');
+    expect(out.report.remarks).to.have.length(1);
+    expect(out.report.remarks[0]!.node).to.equal('/n/Mul_1');
+    expect(out.report.remarks[0]!.reason).to.match(/high_performance .* needs float16 x; got bfloat16/);
+  });
+});
