@@ -86,15 +86,14 @@ export interface CaseSpec {
 }
 
 /**
- * Whether a site must fuse. Not when a blocking change was made to it, except 'weight-shape':
- * the norm itself is intact there and fuses with a ones gamma, the mis-shaped weight staying
- * an ordinary Mul after it (SPEC 4: "a norm without gamma may be fused with a ones gamma").
- * Also not when the rstd is used outside together with a mode it excludes (SPEC 2: rstd,
+ * Whether a site must fuse. Not when a blocking change was made to it (a weight broadcasting
+ * along another axis included: SPEC 4 "never fuse", though fusing the norm with a ones gamma and
+ * leaving that Mul outside would be correct math too). Also not when the rstd is used outside together with a mode it excludes (SPEC 2: rstd,
  * high_performance and gemma exclude each other; a fused rstd is fp32, so an fp16 rstd used
  * outside cannot be replaced): the pass refuses those with a remark.
  */
 export function siteFuses(s: SiteSpec): 'yes' | 'no' | 'either' {
-  if (s.block !== 'none' && s.block !== 'weight-shape') return 'no';
+  if (s.block !== 'none') return 'no';
   return rstdConflict(s) ? 'either' : 'yes';
 }
 
@@ -107,7 +106,7 @@ export function siteFuses(s: SiteSpec): 'yes' | 'no' | 'either' {
 export function rstdConflict(s: SiteSpec): boolean {
   if (s.rstdUse === 'none' || s.rsqrt === 'div') return false;
   const native = s.act === 'float16' && s.fp16 === 'native';
-  const weight = s.gamma !== 'none' && s.block !== 'weight-shape';
+  const weight = s.gamma !== 'none';
   const highPerformance = s.act === 'float16' && s.fp16 === 'cast' && weight && s.gammaAfterCast;
   return native || highPerformance || (weight && s.gemma !== 'none');
 }
