@@ -6,15 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Graph, Model, Node } from './ir/graph.js';
-import { ATTR } from './ir/graph.js';
+import { fusedParam, isFusedNode } from './ir/fused.js';
 import { dtypeName } from './onnx/dtype.js';
 import {
-  fromAttributes,
-  LAYER_TYPE_OF_OP,
-  RMSFUSE_DOMAIN,
   signature,
   type DType,
-  type FusedAttributes,
   type FusedNodeDesc,
   type InputRole,
   type TensorDesc,
@@ -22,32 +18,6 @@ import {
 import { isAscend, type Target } from './op/target.js';
 import { RmsfuseError } from './errors.js';
 import type { Manifest } from '../codegen/manifest.js';
-
-export const isFusedNode = (n: Node): boolean => n.domain === RMSFUSE_DOMAIN && n.opType in LAYER_TYPE_OF_OP;
-
-export function fusedAttributes(n: Node): FusedAttributes {
-  const str = (name: string) => {
-    const a = n.attribute(name);
-    if (!a || a.type !== ATTR.STRING) throw new RmsfuseError(`fused node ${n.label} lacks the STRING attribute '${name}'`);
-    return new TextDecoder().decode(a.s);
-  };
-  const int = (name: string) => {
-    const v = n.attrInt(name);
-    if (v === undefined) throw new RmsfuseError(`fused node ${n.label} lacks the INT attribute '${name}'`);
-    return v as 0 | 1;
-  };
-  const epsilon = n.attrFloat('epsilon');
-  if (epsilon === undefined) throw new RmsfuseError(`fused node ${n.label} lacks the FLOAT attribute 'epsilon'`);
-  return {
-    epsilon,
-    quant_type: str('quant_type') as FusedAttributes['quant_type'],
-    dynamic_quant: str('dynamic_quant') as FusedAttributes['dynamic_quant'],
-    precision_mode: str('precision_mode') as FusedAttributes['precision_mode'],
-    model_type: str('model_type') as FusedAttributes['model_type'],
-    rstd: int('rstd'),
-    has_bias: int('has_bias'),
-  };
-}
 
 function tensorDesc(g: Graph, name: string, role: TensorDesc['role'], node: Node): TensorDesc {
   if (name === '') return { name, role, dtype: 'float32', shape: [] };
@@ -66,7 +36,8 @@ export function describeFusedNodes(model: Model): FusedNodeDesc[] {
   for (const g of model.graph.allGraphs()) {
     for (const n of g.nodes) {
       if (!isFusedNode(n)) continue;
-      const param = fromAttributes(n.opType, fusedAttributes(n));
+      const param = fusedParam(n);
+      if (typeof param === 'string') throw new RmsfuseError(param);
       const sig = signature(param);
       const inputs = sig.inputs.map((role, i) => tensorDesc(g, n.inputs[i] ?? '', role, n));
       const outputs = sig.outputs.map((role, i) => tensorDesc(g, n.outputs[i] ?? '', role, n));

@@ -7,6 +7,8 @@
 import type { ValueInfoProto } from 'onnx-buf';
 import { ONNX_DTYPE } from '../onnx/dtype.js';
 import type { Graph, Node } from './graph.js';
+import { fusedParam, isFusedNode } from './fused.js';
+import { signature } from '../op/param.js';
 
 /** A dim is a number, a symbolic name, or undefined when unknown. */
 export type Dim = number | string | undefined;
@@ -83,6 +85,7 @@ export function inferNodeTypes(g: Graph, n: Node): void {
     else if (!v.type.shape && type.shape && v.type.dtype === type.dtype) v.type = { ...v.type, shape: type.shape };
   };
   const op = n.opType;
+  if (isFusedNode(n)) return inferFusedTypes(g, n);
   if (n.domain !== '' && n.domain !== 'ai.onnx') return;
   if (ELEMENTWISE_BINARY.has(op)) {
     const a = t(0), b = t(1);
@@ -273,6 +276,36 @@ export function shapeValue(g: Graph, name: string, depth = 0): Dim[] | undefined
     }
     default: return undefined;
   }
+}
+
+/**
+ * Output types of a fused node (SPEC 2): y and sum in x's dtype and shape, q int8 of x's shape,
+ * rstd and the dynamic scale fp32 with the normalized axes (gamma's rank, leading 1s aside) set to 1.
+ */
+function inferFusedTypes(g: Graph, n: Node): void {
+  const param = fusedParam(n);
+  if (typeof param === 'string') return;
+  const sig = signature(param);
+  const x = g.type(n.inputs[0] ?? '');
+  const gammaName = n.inputs[sig.inputs.indexOf('gamma')];
+  const gamma = gammaName ? g.type(gammaName) : undefined;
+  if (!x) return;
+  let k = 1;
+  if (gamma?.shape && gamma.shape.length > 1) {
+    let i = 0;
+    while (i < gamma.shape.length - 1 && gamma.shape[i] === 1) i++;
+    k = gamma.shape.length - i;
+  }
+  const reduced = x.shape?.map((d, i) => (i >= x.shape!.length - k ? 1 : d));
+  sig.outputs.forEach((role, i) => {
+    const name = n.outputs[i];
+    if (!name) return;
+    const v = g.values.get(name);
+    if (!v || v.type) return;
+    if (role === 'y' || role === 'sum') v.type = { dtype: x.dtype, shape: x.shape };
+    else if (role === 'q') v.type = { dtype: ONNX_DTYPE.INT8, shape: x.shape };
+    else v.type = { dtype: ONNX_DTYPE.FLOAT, shape: reduced };
+  });
 }
 
 export function inferGraphTypes(g: Graph): void {
