@@ -120,7 +120,12 @@ export function declaredByteLength(t: TensorProto, what: string): number | undef
 
 /** Refuses reading a file of `size` bytes into one buffer over the limit. */
 export function checkFileSize(size: number, file: string, limits: Limits = resolveLimits()): void {
-  assertAllocation(size, `reading ${file} (${size} bytes)`, limits);
+  if (size > limits.maxTensorBytes) {
+    throw new RmsfuseError(
+      `${file} is ${mib(size)}, over the limit of ${mib(limits.maxTensorBytes)} for one allocation; the .onnx file is read ` +
+        `into memory whole (weights in external data are not): raise the limit with --max-tensor-bytes or RMSFUSE_MAX_BYTES`,
+    );
+  }
 }
 
 /**
