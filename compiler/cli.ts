@@ -10,11 +10,12 @@
  * (or RMSFUSE_DEBUG=1).
  */
 import * as fs from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 // The API (and with it the passes and the decoder) is imported when a command runs, so
 // --help, --version and usage errors answer without loading it.
 import type { InspectResult, OptimizeReport, OutputFormat } from './api.js';
 import { RmsfuseError } from './errors.js';
+import { parseByteSize } from './onnx/limits.js';
 import type { CopyProgress } from './onnx/save.js';
 import { TARGETS } from './op/target.js';
 
@@ -47,6 +48,7 @@ interface OptimizeFlags {
   emit?: string;
   debug?: boolean;
   explain?: string[];
+  maxTensorBytes?: number;
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
@@ -104,9 +106,11 @@ function buildProgram(io: CliIO): Command {
     .option('--emit <dir>', 'emit kernels and launchers for the fused nodes into DIR (needs --target)')
     .option('--debug', 'print per-rule match statistics, and stack traces on errors')
     .option('--explain <node>', 'explain why NODE was or was not fused (repeatable)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option('--max-tensor-bytes <bytes>', 'largest single allocation: the model file, one tensor (e.g. 512M, 8G; default 4G)', maxBytesArg)
     .addHelpText(
       'after',
-      '\nEnvironment:\n  RMSFUSE_PASSES=none|all|NAME,...  run no pass / every pass (default) / only these passes\n  RMSFUSE_DEBUG=1                    as --debug\n',
+      '\nEnvironment:\n  RMSFUSE_PASSES=none|all|NAME,...  run no pass / every pass (default) / only these passes\n  RMSFUSE_DEBUG=1                    as --debug\n' +
+        '  RMSFUSE_MAX_BYTES=N                as --max-tensor-bytes\n  RMSFUSE_MAX_DECODED_BYTES=N        heap the decoded model may take (default 75% of the free heap)\n',
     )
     .action(async (input: string, flags: OptimizeFlags, cmd: Command) => {
       if (flags.emit !== undefined && flags.target === undefined) {
@@ -125,6 +129,7 @@ function buildProgram(io: CliIO): Command {
         explain: flags.explain,
         log: (line) => void io.stderr.write(line + '\n'),
         onProgress: io.stderr.isTTY ? ttyProgress(io) : undefined,
+        ...(flags.maxTensorBytes !== undefined ? { limits: { maxTensorBytes: flags.maxTensorBytes } } : {}),
       });
       io.stderr.write(summary(report, input, flags.output, flags.report));
     });
@@ -142,6 +147,15 @@ function buildProgram(io: CliIO): Command {
     });
 
   return program;
+}
+
+/** --max-tensor-bytes: a byte count with an optional K/M/G/T suffix; a bad one is a usage error (exit 2). */
+function maxBytesArg(v: string): number {
+  try {
+    return parseByteSize(v, '--max-tensor-bytes');
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 /** A progress line for data-file copies, rewritten in place (stderr is a TTY). */
