@@ -75,6 +75,12 @@ export function resolveLimits(partial: Partial<Limits> = {}): Limits {
   };
 }
 
+/** A shape for messages; a rank in the thousands is shortened to its ends. */
+export function shapeText(dims: readonly (bigint | number)[]): string {
+  if (dims.length <= 8) return `[${dims.join(', ')}]`;
+  return `[${dims.slice(0, 4).join(', ')}, ... ${dims.length - 6} more ..., ${dims.slice(-2).join(', ')}] (rank ${dims.length})`;
+}
+
 const mib = (n: number): string => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
 
 /** Refuses an allocation of `bytes` for `what` over maxTensorBytes (call before allocating). */
@@ -92,7 +98,7 @@ export function assertAllocation(bytes: number, what: string, limits: Limits = r
  * stops being exact, and any allocation would be absurd anyway).
  */
 export function checkedElementCount(dims: readonly (bigint | number)[], what: string): number {
-  const shape = `[${dims.join(', ')}]`;
+  const shape = shapeText(dims);
   for (const d of dims) {
     if (typeof d === 'number' && !Number.isInteger(d)) throw new RmsfuseError(`${what} has a dimension that is not an integer (${d}) in shape ${shape}`);
     const b = BigInt(d);
@@ -276,7 +282,7 @@ function checkTensor(t: TensorProto, where: string): void {
     const len = t.externalData.find((e) => e.key === 'length')?.value;
     if (len !== undefined && declared !== undefined && /^\d+$/.test(len) && Number(len) !== declared) {
       throw new RmsfuseError(
-        `${what}: external data length ${len} does not match its ${dtypeName(t.dataType)} shape [${t.dims.join(', ')}] (${declared} bytes)`,
+        `${what}: external data length ${len} does not match its ${dtypeName(t.dataType)} shape ${shapeText(t.dims)} (${declared} bytes)`,
       );
     }
     return;
@@ -285,14 +291,14 @@ function checkTensor(t: TensorProto, where: string): void {
   if (t.rawData.length > 0) {
     if (declared !== undefined && t.rawData.length !== declared) {
       throw new RmsfuseError(
-        `${what} has ${t.rawData.length} bytes of raw_data but its ${dtypeName(t.dataType)} shape [${t.dims.join(', ')}] needs ${declared}`,
+        `${what} has ${t.rawData.length} bytes of raw_data but its ${dtypeName(t.dataType)} shape ${shapeText(t.dims)} needs ${declared}`,
       );
     }
     return;
   }
   const count = typedCount(t);
   if (count !== undefined && count !== n) {
-    throw new RmsfuseError(`${what} holds ${count} values but its ${dtypeName(t.dataType)} shape [${t.dims.join(', ')}] has ${n} elements`);
+    throw new RmsfuseError(`${what} holds ${count} values but its ${dtypeName(t.dataType)} shape ${shapeText(t.dims)} has ${n} elements`);
   }
 }
 
