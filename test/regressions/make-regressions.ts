@@ -38,6 +38,19 @@ export const MAKERS: Record<string, Maker> = {
     g.output('y', 'float32', [2, 8]);
     return g.bytes();
   },
+  /**
+   * fuzz-api long run (seed 777: llama-fp32 + dims-many + bitflip): a tensor of rank 50000 with
+   * raw_data of the wrong length gave a 150 kB error message listing every dim. Shapes in the
+   * load checks' messages are now shortened.
+   */
+  'rank-50000': () => {
+    const g = new GraphBuilder({ opset: 17, name: 'rank' });
+    g.input('x', 'float32', [2, 8]);
+    const w = g.init('one', 'float32', [1], [1]);
+    g.initializers[0]!.dims = [...new Array<bigint>(50_000).fill(1n), 2n];
+    g.output(g.op('Add', ['x', w], {}, { name: 'add' }), 'float32', [2, 8]);
+    return g.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
