@@ -52,27 +52,22 @@ import { ONNX_DTYPE } from '../compiler/onnx/dtype.js';
 import { graphPath, type Pass, type PassContext } from '../compiler/pass-manager.js';
 import {
   type FloatDType,
-  type FusedAttributes,
   type InputRole,
-  LAYER_TYPE_OF_OP,
   type OutputRole,
   RMSFUSE_DOMAIN,
   type RmsNormParam,
-  fromAttributes,
   signature,
 } from '../compiler/op/param.js';
 import type { OutputFormat } from './index.js';
+
+import { fusedParam, isFusedNode } from '../compiler/ir/fused.js';
 
 export const MS_DOMAIN = 'com.microsoft';
 
 // Attribute reading and writing on plain NodeProtos (function bodies have no IR Node).
 const AT = AttributeProto_AttributeType;
 const attr = (n: NodeProto, name: string): AttributeProto | undefined => n.attribute.find((a) => a.name === name);
-const readFloat = (n: NodeProto, name: string): number | undefined => (attr(n, name)?.type === AT.FLOAT ? attr(n, name)!.f : undefined);
-const readInt = (n: NodeProto, name: string): number | undefined => (attr(n, name)?.type === AT.INT ? Number(attr(n, name)!.i) : undefined);
 const readInts = (n: NodeProto, name: string): number[] | undefined => (attr(n, name)?.type === AT.INTS ? attr(n, name)!.ints.map(Number) : undefined);
-const readString = (n: NodeProto, name: string): string | undefined =>
-  attr(n, name)?.type === AT.STRING ? new TextDecoder().decode(attr(n, name)!.s) : undefined;
 const intAttr = (name: string, i: number): AttributeProto => create(AttributeProtoSchema, { name, type: AT.INT, i: BigInt(i) });
 const floatAttr = (name: string, f: number): AttributeProto => create(AttributeProtoSchema, { name, type: AT.FLOAT, f });
 
@@ -112,27 +107,6 @@ interface FusedSiteInfo {
   xRank?: number;
 }
 
-function isFusedNode(n: Node): boolean {
-  return n.domain === RMSFUSE_DOMAIN && n.opType in LAYER_TYPE_OF_OP;
-}
-
-function readAttributes(n: Node): FusedAttributes | undefined {
-  const epsilon = readFloat(n.proto, 'epsilon');
-  const s = (name: string) => readString(n.proto, name);
-  const quant_type = s('quant_type'), dynamic_quant = s('dynamic_quant'), precision_mode = s('precision_mode'), model_type = s('model_type');
-  const rstd = readInt(n.proto, 'rstd'), has_bias = readInt(n.proto, 'has_bias');
-  if (epsilon === undefined || !quant_type || !dynamic_quant || !precision_mode || !model_type || rstd === undefined || has_bias === undefined) return undefined;
-  return {
-    epsilon,
-    quant_type: quant_type as FusedAttributes['quant_type'],
-    dynamic_quant: dynamic_quant as FusedAttributes['dynamic_quant'],
-    precision_mode: precision_mode as FusedAttributes['precision_mode'],
-    model_type: model_type as FusedAttributes['model_type'],
-    rstd: rstd ? 1 : 0,
-    has_bias: has_bias ? 1 : 0,
-  };
-}
-
 /** The model-local function a fused node calls (by domain, op type and overload). */
 function functionOf(model: Model, n: Node): FunctionProto | undefined {
   return model.proto.functions.find((f) => f.domain === RMSFUSE_DOMAIN && f.name === n.opType && f.overload === n.proto.overload);
@@ -165,14 +139,8 @@ function dtypesFromOverload(overload: string): { x?: FloatDType; gamma?: FloatDT
 }
 
 function readSite(g: Graph, n: Node): FusedSiteInfo | string {
-  const attrs = readAttributes(n);
-  if (!attrs) return 'its attributes are incomplete';
-  let param: RmsNormParam;
-  try {
-    param = fromAttributes(n.opType, attrs);
-  } catch (e) {
-    return (e as Error).message;
-  }
+  const param = fusedParam(n);
+  if (typeof param === 'string') return param;
   const sig = signature(param);
   const inputs: Partial<Record<InputRole, string>> = {};
   sig.inputs.forEach((r, i) => {
