@@ -34,7 +34,7 @@ describe('CPU model of the Ascend C API', function () {
   const x = Float32Array.from({ length: N }, (_, i) => (i % 13) - 6);
 
   before(async () => {
-    ({ binary } = await buildRunner([{ id: 'planted', cpp: fs.readFileSync(FIXTURE, 'utf8'), headers: {}, params: ['x', 'y'], symbols: [...PLANTED, 'cast_modes'] }]));
+    ({ binary } = await buildRunner([{ id: 'planted', cpp: fs.readFileSync(FIXTURE, 'utf8'), headers: {}, params: ['x', 'y'], symbols: [...PLANTED, 'cast_modes', 'whole_reduce_sum'] }]));
     const xBytes = new Uint8Array(toF16Bits(x).buffer);
     const runs = await runJobs(
       binary,
@@ -108,5 +108,15 @@ describe('CPU model of the Ascend C API', function () {
       expect(f16[11], `${mode}: 70000 saturates`).to.equal(65504);
       expect(Number.isNaN(f16[12]), `${mode}: NaN stays NaN`).to.equal(true);
     }
+  });
+
+  it('sums each repeat with WholeReduceSum', async () => {
+    const m = Float32Array.from({ length: 64 }, (_, i) => i);
+    const [r] = await runJobs(binary, [
+      { kernel: 'whole_reduce_sum', ubBytes: UB, blockDim: 1, tiling: u32(0), args: [{ name: 'x', data: new Uint8Array(m.buffer) }, { name: 'y', outBytes: 32 }] },
+    ]);
+    expect(r!.ok, r!.error).to.equal(true);
+    const sums = Array.from(new Float32Array(r!.outputs.y!.slice().buffer));
+    expect(sums).to.deep.equal([120, 376, 632, 888, 0, 0, 0, 0]);
   });
 });

@@ -792,7 +792,11 @@ inline void WholeReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src,
   constexpr int32_t perBlock = ONE_BLK_SIZE / sizeof(T);
   if (mask < 1 || mask > perRepeat) Fail("%s: mask %d outside [1, %d]", op, mask, perRepeat);
   if (repeatTime < 1 || repeatTime > 255) Fail("%s: repeatTime %d outside [1, 255]", op, repeatTime);
-  detail::CheckOperand(dst, static_cast<int64_t>(repeatTime - 1) * dstRepStride + 1, op, "dst");
+  // dst only needs element alignment (results are single elements, dstRepStride elements apart).
+  if (!dst.buf_) Fail("%s: dst is an empty LocalTensor", op);
+  if (dst.GetPhyAddr() % sizeof(T)) Fail("%s: dst is not %zu-byte aligned", op, sizeof(T));
+  if (static_cast<int64_t>(repeatTime - 1) * dstRepStride + 1 > dst.GetSize())
+    Fail("%s: %d results %d elements apart do not fit the %u elements of dst", op, repeatTime, dstRepStride, dst.GetSize());
   const int64_t lastBlock = (mask - 1) / perBlock;
   const int64_t srcExtent = (static_cast<int64_t>(repeatTime - 1) * srcRepStride + lastBlock * srcBlkStride) * perBlock + perBlock;
   detail::CheckOperand(src, std::min<int64_t>(srcExtent, src.GetSize()), op, "src");
