@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { reportError, summary } from '../../compiler/cli.js';
+import { main, reportError, summary } from '../../compiler/cli.js';
 import { RmsfuseError, type OptimizeReport } from '../../compiler/index.js';
 import { DT, externalTensor, graph, model, modelBytes, node, tinyModel, valueInfo } from '../helpers/model-builder.js';
 import { REPO, runCli, scratch, type CliResult } from './cli-runner.js';
@@ -164,6 +164,19 @@ describe('foundation: CLI', function () {
     const r = await runCli(['rmsfuse', 'inspect', input, '--json'], { command: ['npx'] });
     expect(r.code, r.stderr).to.equal(0);
     expect(JSON.parse(r.stdout).irVersion).to.equal(8);
+  });
+
+  it('copying data files shows progress on a TTY only', async () => {
+    const src = tmp.dir();
+    const input = writeModel(src);
+    let tty = '';
+    const io = { stdout: { write: () => true }, stderr: { isTTY: true, write: (s: string) => ((tty += s), true) } };
+    expect(await main(['optimize', input, '-o', path.join(tmp.dir(), 'out.onnx')], io)).to.equal(0);
+    expect(tty).to.match(/\rcopying w\.bin: 16 B \/ 16 B \(100%\)\n/);
+    const piped = await runCli(['optimize', input, '-o', path.join(tmp.dir(), 'out.onnx')]);
+    expect(piped.code, piped.stderr).to.equal(0);
+    expect(piped.stderr).not.to.include('copying');
+    expect(piped.stderr).to.include('external data copied beside the output: w.bin (16 B)');
   });
 
   it('internal errors: `internal error:` and exit 70, stack only with --debug', () => {
