@@ -122,8 +122,9 @@ export class FusionBuilder {
     const replacedLabels = plan.remove.filter((n) => n !== plan.grows).map((n) => n.label);
 
     g.proto.initializer.push(...plan.newInitializers);
-    const [node] = g.replace(plan.remove, [proto]);
-    const removedConsts = this.removeDeadConstants(plan.constNodes, siteInputs);
+    const removedConsts = this.deadConstants(plan, new Set(proto.input));
+    const [node] = g.replace([...plan.remove, ...removedConsts], [proto]);
+    this.removeDeadInitializers(siteInputs);
     for (const n of removedConsts) for (const o of n.outputs) removedOutputs.add(o);
     // value_info of tensors that no longer exist goes; every other entry stays as it was.
     g.proto.valueInfo = g.proto.valueInfo.filter((v) => !removedOutputs.has(v.name) || g.defines(v.name));
@@ -160,38 +161,40 @@ export class FusionBuilder {
   }
 
   /**
-   * Constant producers (Constant nodes, their Casts) and initializers the site read, now read by
-   * nothing: they were part of the site. Pre-existing dead code elsewhere is left alone.
+   * Constant producers (Constant nodes, their Casts) the site read that nothing else will read
+   * once the site is gone: they are part of the site. Pre-existing dead code elsewhere stays.
    */
-  private removeDeadConstants(constNodes: readonly Node[], siteInputs: Set<string>): Node[] {
+  private deadConstants(plan: FusedPlan, fusedInputs: ReadonlySet<string>): Node[] {
     const g = this.graph;
-    const removed: Node[] = [];
-    const isDead = (name: string): boolean => g.consumers(name).length === 0 && !g.isGraphOutput(name);
-    let changed = true;
-    while (changed) {
+    const gone = new Set<Node>(plan.remove);
+    const dead: Node[] = [];
+    for (let changed = true; changed; ) {
       changed = false;
-      const alive = new Set(g.proto.node);
-      const dead = constNodes.filter((n) => alive.has(n.proto) && !removed.includes(n) && n.outputs.every((o) => o === '' || isDead(o)));
-      if (dead.length) {
-        const gone = new Set(dead.map((n) => n.proto));
-        g.proto.node = g.proto.node.filter((p) => !gone.has(p));
-        for (const n of dead) for (const i of n.inputs) siteInputs.add(i);
-        removed.push(...dead);
-        g.reindex();
-        changed = true;
+      for (const c of plan.constNodes) {
+        if (gone.has(c)) continue;
+        const unused = c.outputs.every((o) => o === '' || (!g.isGraphOutput(o) && !fusedInputs.has(o) && g.consumers(o).every((u) => gone.has(u))));
+        if (unused) {
+          gone.add(c);
+          dead.push(c);
+          changed = true;
+        }
       }
     }
-    const deadInits = new Set(
+    return dead;
+  }
+
+  /** Initializers only the site read (epsilon, exponents, axes) go with it. */
+  private removeDeadInitializers(siteInputs: ReadonlySet<string>): void {
+    const g = this.graph;
+    const dead = new Set(
       [...siteInputs].filter((name) => {
         const v = g.values.get(name);
-        return v?.initializer && !v.isGraphInput && isDead(name);
+        return v?.initializer && !v.isGraphInput && g.consumers(name).length === 0 && !v.isGraphOutput;
       }),
     );
-    if (deadInits.size) {
-      g.proto.initializer = g.proto.initializer.filter((t) => !deadInits.has(t.name));
-      g.reindex();
-    }
-    return removed;
+    if (dead.size === 0) return;
+    g.proto.initializer = g.proto.initializer.filter((t) => !dead.has(t.name));
+    g.reindex();
   }
 }
 
