@@ -35,7 +35,7 @@ const live = new Map<Backend, Promise<NodeGpu>>();
  * library path for machines without Debian's libvulkan1.
  */
 export function childGpuEnv(backend: Backend): NodeJS.ProcessEnv {
-  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
   if (backend === 'swiftshader') env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
   if (existsSync(CHROMIUM_VULKAN_LOADER)) {
     env.LD_LIBRARY_PATH = [env.LD_LIBRARY_PATH, '/usr/lib/chromium'].filter(Boolean).join(':');

@@ -74,8 +74,12 @@ describe('WGSL kernels validate in Tint (dawn null backend)', function () {
   });
 
   it('reports a shader error (the check above can fail)', async function () {
-    const module = gpu!.device.createShaderModule({ code: '@compute @workgroup_size(1) fn main() { let a: u32 = 1.5; }' });
+    const device = gpu!.device;
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code: '@compute @workgroup_size(1) fn main() { let a: u32 = 1.5; }' });
     const info = await module.getCompilationInfo();
+    const scoped = await device.popErrorScope();
     expect(info.messages.some((m) => m.type === 'error')).to.equal(true);
+    expect(scoped?.message).to.match(/cannot convert/);
   });
 });
