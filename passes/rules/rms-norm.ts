@@ -4,6 +4,7 @@
 import type { Graph, Node } from '../../compiler/ir/graph.js';
 import { normalizeAxes, reduceAxes, type Dim } from '../../compiler/ir/types.js';
 import { ONNX_DTYPE } from '../../compiler/onnx/dtype.js';
+import { resolveLimits } from '../../compiler/onnx/limits.js';
 import { defaultParam, type FloatDType, type RmsNormParam } from '../../compiler/op/param.js';
 import { fail, isNoOp, ok, p, type Match, type MatchResult, type Pattern } from '../matcher/index.js';
 import {
@@ -216,6 +217,12 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     gammaDType = gd;
   } else {
     if (!normDims.every((d) => typeof d === 'number')) return fail(`no gamma, and the normalized dims ${shapeText(normDims)} are not static for a ones gamma`, root);
+    // The dims come from the model (value_info, Reshape targets): check them before allocating.
+    if (!normDims.every((d) => Number.isSafeInteger(d) && d > 0)) return fail(`no gamma, and the normalized dims ${shapeText(normDims)} are not positive sizes for a ones gamma`, root);
+    const onesBytes = (normDims as number[]).reduce((a, b) => a * b, T === 'float32' ? 4 : 2);
+    if (onesBytes > resolveLimits().maxTensorBytes) {
+      return fail(`no gamma, and a ones gamma of shape ${shapeText(normDims)} would need ${onesBytes} bytes, over the allocation limit (--max-tensor-bytes)`, root);
+    }
     const t = onesInitializer(`${commonScope(m.site).replace(/^\//, '').replace(/\//g, '_') || 'rms_norm'}_ones_gamma`, T, normDims as number[]);
     newInitializers.push(t);
     notes.push(`no gamma in the graph: fused with a ones gamma ${t.name}`);
