@@ -17,11 +17,11 @@ const DIR = path.dirname(fileURLToPath(import.meta.url));
 
 type Maker = () => Uint8Array;
 
-/** A RMSNorm site (Pow, ReduceMean, Add, Sqrt, Div(1, .), Mul, Mul gamma) over x [rows, H]. */
-function site(g: GraphBuilder, x: string, H: number): string {
+/** A RMSNorm site without gamma (Pow, ReduceMean, Add, Sqrt, Div(1, .), Mul) over the last axis of x. */
+function normWithoutGamma(g: GraphBuilder, x: string): string {
   const m = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
   const r = g.op('Div', [g.scalar(1), g.op('Sqrt', [g.op('Add', [m, g.scalar(1e-6)])])]);
-  return g.op('Mul', [g.op('Mul', [x, r]), g.init('w', 'float32', [H], Array.from({ length: H }, (_, i) => 1 + i / H))]);
+  return g.op('Mul', [x, r]);
 }
 
 export const MAKERS: Record<string, Maker> = {
@@ -51,6 +51,24 @@ export const MAKERS: Record<string, Maker> = {
     g.output(g.op('Add', ['x', w], {}, { name: 'add' }), 'float32', [2, 8]);
     return g.bytes();
   },
+  /**
+   * fuzz-api long run (seed 4242: fp16-hf + value-info + fields): x declared [2, 2^31] and a
+   * norm without gamma: the pass allocated its ones gamma (8 GiB) and crashed with a RangeError.
+   */
+  'ones-gamma-2e31': () => {
+    const g = new GraphBuilder({ opset: 17, name: 'huge_h' });
+    g.input('x', 'float32', [2, 2 ** 31]);
+    g.output(normWithoutGamma(g, 'x'), 'float32', [2, 2 ** 31]);
+    return g.bytes();
+  },
+  /** A Reshape to a negative dim (other than -1) in front of a norm without gamma: the inferred H is -5. */
+  'ones-gamma-negative-h': () => {
+    const g = new GraphBuilder({ opset: 17, name: 'negative_h' });
+    g.input('x', 'float32', [2, 10]);
+    const r = g.op('Reshape', ['x', g.init('shape', 'int64', [2], [2, -5])]);
+    g.output(normWithoutGamma(g, r), 'float32');
+    return g.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -60,4 +78,4 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
 }
 
-export { modelBytes, site };
+export { modelBytes, normWithoutGamma };
