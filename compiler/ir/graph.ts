@@ -609,7 +609,11 @@ export class Graph {
   validate(): void {
     for (const n of this.nodes) {
       for (const i of n.inputs) {
-        if (i !== '' && !this.lookupDefined(i)) {
+        if (i === '') continue;
+        // Inline of lookupDefined for the common case (defined in this graph): one Map lookup.
+        const v = this.values.get(i);
+        if (v && (v.producer || v.isGraphInput || v.initializer || v.sparseInitializer)) continue;
+        if (!this.parent?.lookupDefined(i)) {
           throw new RmsfuseError(`${this.where()}: node ${n.label} reads '${i}', which no node, initializer or graph input provides`);
         }
       }
