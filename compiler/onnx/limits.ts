@@ -8,7 +8,8 @@
  *
  * - `maxTensorBytes` (default 4 GiB; env RMSFUSE_MAX_BYTES; CLI --max-tensor-bytes): the most
  *   bytes rmsfuse allocates at once: the .onnx file itself (read into one buffer), one tensor's
- *   data, a constant made at fusion time. External weights are never read, so a large external
+ *   data, a constant made at fusion time. Never above what Node.js can allocate in one buffer
+ *   (buffer.constants.MAX_LENGTH, 4 GiB on Node 20). External weights are never read, so a large external
  *   tensor is fine; only the ones rmsfuse would really read count.
  * - `maxDecodedBytes` (default 75% of the V8 heap still free; env RMSFUSE_MAX_DECODED_BYTES):
  *   the estimated heap the decoded message tree needs. The estimate comes from a scan of the
@@ -22,6 +23,7 @@
  * against the end of the buffer before slicing (a view, not a copy), so a huge length fails as
  * a truncated model.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import * as v8 from 'node:v8';
 import type { DescField, DescMessage } from '@bufbuild/protobuf';
 import {
@@ -67,10 +69,13 @@ export function defaultDecodedBudget(): number {
   return Math.max(0, Math.floor(0.75 * (h.heap_size_limit - h.used_heap_size)));
 }
 
+/** The largest buffer this Node.js can allocate at all (4 GiB on Node 20): a raised limit stops there. */
+export const PLATFORM_MAX_BYTES = bufferConstants.MAX_LENGTH;
+
 /** Explicit options win over the environment, which wins over the defaults. */
 export function resolveLimits(partial: Partial<Limits> = {}): Limits {
   return {
-    maxTensorBytes: partial.maxTensorBytes ?? envBytes('RMSFUSE_MAX_BYTES') ?? DEFAULT_MAX_TENSOR_BYTES,
+    maxTensorBytes: Math.min(PLATFORM_MAX_BYTES, partial.maxTensorBytes ?? envBytes('RMSFUSE_MAX_BYTES') ?? DEFAULT_MAX_TENSOR_BYTES),
     maxDecodedBytes: partial.maxDecodedBytes ?? envBytes('RMSFUSE_MAX_DECODED_BYTES') ?? defaultDecodedBudget(),
   };
 }

@@ -13,6 +13,7 @@ import { loadModel, optimize } from '../../compiler/api.js';
 import { RmsfuseError } from '../../compiler/errors.js';
 import {
   DEFAULT_MAX_TENSOR_BYTES,
+  PLATFORM_MAX_BYTES,
   checkedElementCount,
   estimateDecodedSize,
   parseByteSize,
@@ -60,6 +61,8 @@ describe('limits: sizes declared by a model are checked before allocating', func
       process.env.RMSFUSE_MAX_BYTES = '1M';
       expect(resolveLimits().maxTensorBytes).to.equal(2 ** 20);
       expect(resolveLimits({ maxTensorBytes: 10 }).maxTensorBytes).to.equal(10);
+      // Never above what one Node.js buffer can hold.
+      expect(resolveLimits({ maxTensorBytes: 2 ** 45 }).maxTensorBytes).to.equal(PLATFORM_MAX_BYTES);
     } finally {
       if (saved === undefined) delete process.env.RMSFUSE_MAX_BYTES;
       else process.env.RMSFUSE_MAX_BYTES = saved;
