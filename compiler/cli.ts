@@ -119,6 +119,9 @@ function buildProgram(io: CliIO): Command {
       if (flags.report !== undefined && !/\.(json|md|markdown)$/i.test(flags.report)) {
         cmd.error(`error: --report ${flags.report}: the file name must end in .json or .md`, { exitCode: EXIT.USAGE, code: 'rmsfuse.reportExtension' });
       }
+      // The limit also governs allocations after loading (constants made by the passes), which
+      // read it from the environment.
+      if (flags.maxTensorBytes !== undefined) process.env.RMSFUSE_MAX_BYTES = String(flags.maxTensorBytes);
       const { optimize } = await import('./api.js');
       const report = await optimize(input, flags.output, {
         report: flags.report,
