@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import type { FloatDType } from '../../compiler/op/param.js';
 import { emitWebGpu } from '../../codegen/wgsl/emit.js';
 import { childGpuEnv, nodeGpu, swiftShaderUnavailable, type Backend } from '../../runtime/webgpu/node.js';
-import { timeDispatches, type KernelInfo, type Launcher, type TensorData } from '../../runtime/webgpu/runtime.js';
+import { elementBytes, timeDispatches, type KernelInfo, type Launcher, type TensorData } from '../../runtime/webgpu/runtime.js';
 import { findVariant, makeData, makeDesc } from '../../test/wgsl/fixtures.js';
 import type { OrtCase } from './ort-child.js';
 
@@ -96,10 +96,7 @@ for (const id of Object.keys(manifest.kernels)) kernelInfo.set(id, ((await impor
 /** Minimal bytes of one run: row tensors once, per-row outputs, gamma once (KERNELS.md). */
 function minimalBytes(k: KernelInfo, rows: number): number {
   let bytes = 0;
-  for (const b of k.bindings) {
-    const el = b.packing === 'f32' ? 4 : b.packing === 'i8x4' ? 1 : 2;
-    bytes += b.extent === 'rows' ? rows * k.H * el : b.extent === 'vector' ? k.H * el : rows * 4;
-  }
+  for (const b of k.bindings) bytes += (b.extent === 'rows' ? rows * k.H : b.extent === 'vector' ? k.H : rows) * elementBytes(b);
   return bytes;
 }
 

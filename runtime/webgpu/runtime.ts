@@ -98,7 +98,7 @@ const PARAMS_BYTES = 16;
 const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 /** Bytes per element in memory (packed formats keep the element's own size). */
-function elementBytes(b: KernelBinding): number {
+export function elementBytes(b: KernelBinding): number {
   switch (b.packing) {
     case 'f32':
       return 4;

@@ -73,7 +73,6 @@ export interface DescOptions {
   /** dtype of gamma/beta/bias (default: x's). */
   weights?: FloatDType;
   scale?: 'float32' | 'float16';
-  offset?: 'int8' | 'uint8';
 }
 
 /**
@@ -85,7 +84,7 @@ export function makeDesc(node: string, v: Variant, xDType: FloatDType, H: number
   const dtypeOf = (role: InputRole): DType => {
     if (role === 'x' || role === 'residual') return xDType;
     if (role === 'scale') return o.scale ?? 'float32';
-    if (role === 'offset') return o.offset ?? 'int8';
+    if (role === 'offset') return 'int8';
     return o.weights ?? xDType;
   };
   const shapeOf = (role: InputRole | OutputRole): (number | string)[] =>
@@ -158,7 +157,7 @@ export function makeData(desc: FusedNodeDesc, H: number, rows: number, o: DataOp
       continue;
     }
     if (role === 'offset') {
-      const z = t.dtype === 'uint8' ? new Uint8Array([3]) : new Int8Array([-3]);
+      const z = new Int8Array([-3]);
       inputs[t.name] = z;
       ref.offset = z[0]!;
       continue;
