@@ -137,7 +137,7 @@ describe('fuzz: the CLI as a child process', function () {
 
   it('exits 0 with a valid OUT or 1 with `error:`, no stack trace, no OUT, within time and heap', async function () {
     const seeds = seedModels();
-    const cfg = runConfig(6, 200);
+    const cfg = runConfig(6, 200, 'RMSFUSE_FC_CLI_RUNS');
     console.log(`      [fuzz-cli] seed ${cfg.seed}, ${cfg.numRuns} runs`);
     const cases = fc.sample(caseArb(seeds.length), { seed: cfg.seed, numRuns: cfg.numRuns });
     // Always include the cases that stress the limits: a decode bomb, nesting, a huge dim.

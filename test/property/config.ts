@@ -3,10 +3,11 @@
  *
  *   RMSFUSE_FC_SEED=n   seed (default: a fixed seed in CI, a fresh one with RMSFUSE_LONG=1)
  *   RMSFUSE_FC_RUNS=n   cases per property (default: the CI count, or the long count)
+ *   RMSFUSE_FC_CLI_RUNS=n  CLI child-process runs of the fuzzer (default 6, long 200)
  *   RMSFUSE_LONG=1      long run (npm run test:long)
  *
  * Every suite prints its seed and count, so a failure in CI reproduces with
- * `RMSFUSE_FC_SEED=<seed> npx mocha <file>`; fast-check's message also gives the `path` of
+ * `RMSFUSE_FC_SEED=<seed> npx mocha --no-config --import=tsx <file>`; fast-check's message also gives the `path` of
  * the shrunk counterexample.
  */
 import type { Parameters } from 'fast-check';
@@ -21,9 +22,10 @@ export interface RunConfig {
   numRuns: number;
 }
 
-export function runConfig(ciRuns: number, longRuns: number): RunConfig {
+/** `runsVar` names the environment variable that sets the count (RMSFUSE_FC_RUNS by default). */
+export function runConfig(ciRuns: number, longRuns: number, runsVar = 'RMSFUSE_FC_RUNS'): RunConfig {
   const envSeed = process.env.RMSFUSE_FC_SEED;
-  const envRuns = process.env.RMSFUSE_FC_RUNS;
+  const envRuns = process.env[runsVar];
   const seed = envSeed ? Number(envSeed) : LONG ? (Date.now() ^ (process.pid << 10)) >>> 0 : CI_SEED;
   const numRuns = envRuns ? Number(envRuns) : LONG ? longRuns : ciRuns;
   if (!Number.isInteger(seed) || !Number.isInteger(numRuns) || numRuns < 1) {
