@@ -22,7 +22,7 @@ import { checkOutputs, randomCase, trafficFigure } from '../../runtime/ascendc/v
 import type { Manifest } from '../manifest.js';
 import type { AscendKernelInfo, Launcher, TensorData, TensorNames } from './ascend-runtime.js';
 import type { AscendKernelSpec } from './spec.js';
-import type { Platform, Tiling } from './tiling-core.js';
+import { MODE_NAMES, type Platform, type Tiling, type TilingMode } from './tiling-core.js';
 
 interface LauncherModule {
   kernel: AscendKernelInfo;
@@ -153,7 +153,7 @@ export async function checkAscendDir(dir: string, opts: CheckOptions = {}, log: 
       }
       const checks = checkOutputs(spec, data.ref, byParam);
       const traffic = trafficFigure(spec, rows, tiling.blockDim, device.last?.gm ?? []);
-      const modeName = ['multi-row', 'single-row', 'split-D'][tiling.data.mode] ?? `mode ${tiling.data.mode}`;
+      const modeName = MODE_NAMES[tiling.data.mode as TilingMode] ?? `mode ${tiling.data.mode}`;
       const ok = checks.every((c) => c.ok);
       const what = checks.map((c) => (c.ok ? `${c.name} ok` : c.message)).join('; ');
       const gm = `GM ${traffic.measuredPerElement.toFixed(2)} B/elem vs minimum ${traffic.minimumPerElement.toFixed(2)} (x${traffic.ratio.toFixed(2)})`;

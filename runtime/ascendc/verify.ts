@@ -4,7 +4,7 @@
  * and the GM traffic figure of merit (bytes moved against SPEC's minimum).
  */
 import type { DType, FloatDType } from '../../compiler/op/param.js';
-import { isDynamicQuant, isStaticQuant } from '../../compiler/op/param.js';
+import { isDynamicQuant } from '../../compiler/op/param.js';
 import { DTYPE_BYTES, kernelParams, paramElements, type AscendKernelSpec, type KernelParam } from '../../codegen/ascendc/spec.js';
 import { compareWithTolerance, fromBf16Bits, fromF16Bits, roundTo, toBf16Bits, toF16Bits, type CompareKind } from '../numeric.js';
 import { rmsNormReference, type RefInputs, type RefOutputs } from '../reference.js';
@@ -189,7 +189,3 @@ export function trafficFigure(spec: AscendKernelSpec, rows: number, blockDim: nu
   const elems = Math.max(1, rows * spec.H);
   return { measured, minimum, ratio: measured / minimum, measuredPerElement: measured / elems, minimumPerElement: minimum / elems };
 }
-
-/** Whether SPEC names a dynamic or static quantization for the spec (for messages). */
-export const quantName = (spec: AscendKernelSpec): string =>
-  isStaticQuant(spec.param) ? 'int8 static' : isDynamicQuant(spec.param) ? 'int8 dynamic' : 'float';

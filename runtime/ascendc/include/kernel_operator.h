@@ -193,11 +193,6 @@ inline TPipe*& CurrentPipe() {
   return p;
 }
 
-inline int& UbObjectCounter() {
-  static int n = 0;
-  return n;
-}
-
 template <TPosition pos, int32_t depth>
 class TQue {
  public:
@@ -212,7 +207,7 @@ class TQue {
     if (!slots_.empty()) Fail("InitBuffer: %s initialised twice", name_.c_str());
     if (num == 0) Fail("InitBuffer: zero buffers for a queue");
     name_ = std::string(pos == TPosition::VECIN ? "TQue<VECIN>" : pos == TPosition::VECOUT ? "TQue<VECOUT>" : "TQue") + "#" +
-            std::to_string(++UbObjectCounter());
+            std::to_string(++rm::Ctx().ubObjects);
     for (uint8_t i = 0; i < num; ++i) slots_.push_back({rm::AllocUb(name_ + "[" + std::to_string(i) + "]", len), kFree});
   }
   template <typename T>
@@ -289,7 +284,7 @@ class TBuf {
  public:
   void InitModel(uint32_t len) {
     if (buf_) Fail("InitBuffer: a TBuf initialised twice");
-    buf_ = rm::AllocUb("TBuf#" + std::to_string(++UbObjectCounter()), len);
+    buf_ = rm::AllocUb("TBuf#" + std::to_string(++rm::Ctx().ubObjects), len);
   }
   template <typename T>
   LocalTensor<T> Get() {

@@ -89,6 +89,7 @@ struct Context {
   bool deqScaleSet = false;
   double deqScale = 1.0;
   std::vector<std::string> openQueues;  // queues with buffers still allocated, checked at block end
+  int ubObjects = 0;                    // TQue/TBuf count, for names in messages
 };
 
 inline Context& Ctx() {
@@ -120,6 +121,7 @@ inline void BeginBlock(uint32_t idx) {
     for (int& f : row) f = 0;
   c.deqScaleSet = false;
   c.openQueues.clear();
+  c.ubObjects = 0;
 }
 
 inline GmBuffer* RegisterGm(const std::string& name, uint8_t* base, uint64_t size, bool output) {
