@@ -91,7 +91,6 @@ interface Facts {
   hp: boolean;
   gemma: boolean;
   y: boolean;
-  sum: boolean;
   q: boolean;
   rstd: boolean;
   perRow: boolean;
@@ -121,7 +120,6 @@ function factsOf(spec: AscendKernelSpec): Facts {
     hp: p.precisionMode === 'high_performance' && spec.xDType !== 'float32',
     gemma: p.modelType === 'gemma',
     y: has('y'),
-    sum: has('sum'),
     q: has('q'),
     rstd: has('rstd'),
     perRow: params.some((q) => q.extent === 'perRow'),
@@ -130,11 +128,10 @@ function factsOf(spec: AscendKernelSpec): Facts {
     throw new Error(`${id}: quantization excludes high_performance, gemma and rstd (ATB's combination rules)`);
   }
   if (f.hp && f.gemma) throw new Error(`${id}: high_performance and gemma exclude each other`);
+  // Every input but the quantization offset (an int8 zero point) is a float the kernel Casts to fp32.
   for (const q of params) {
-    if (q.extent === 'rows' || q.extent === 'vector' || q.name === 'scale') {
-      if (q.direction === 'in' && !['float32', 'float16', 'bfloat16'].includes(q.dtype) && q.name !== 'offset') {
-        throw new Error(`${id}: input '${q.name}' has dtype ${q.dtype}; a float type is needed`);
-      }
+    if (q.direction === 'in' && q.name !== 'offset' && !['float32', 'float16', 'bfloat16'].includes(q.dtype)) {
+      throw new Error(`${id}: input '${q.name}' has dtype ${q.dtype}; a float type is needed`);
     }
   }
   return f;
