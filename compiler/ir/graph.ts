@@ -98,10 +98,17 @@ export class Graph {
 
   /** Where this graph sits, for messages: `graph 'main'` or `subgraph 'body' of node Loop_3`. */
   where(): string {
-    const name = this.proto.name || (this.owner ? 'body' : 'main');
-    if (!this.owner) return `graph '${name}'`;
-    const attr = this.owner.proto.attribute.find((a) => a.g === this.proto || a.graphs.includes(this.proto));
-    return `subgraph '${attr?.name ?? name}' of node ${this.owner.label} (${this.parent!.where()})`;
+    // Innermost first; deep nesting keeps its two innermost levels and the outermost one, so a
+    // message stays short however deep the graph sits.
+    const levels: string[] = [];
+    let g: Graph = this;
+    for (; g.owner; g = g.parent!) {
+      const proto = g.proto;
+      const attr = g.owner.proto.attribute.find((a) => a.g === proto || a.graphs.includes(proto));
+      levels.push(`subgraph '${attr?.name ?? (proto.name || 'body')}' of node ${g.owner.label}`);
+    }
+    const shown = levels.length <= 4 ? levels : [...levels.slice(0, 2), `... ${levels.length - 3} more levels ...`, levels[levels.length - 1]!];
+    return shown.reduceRight((outer, level) => `${level} (${outer})`, `graph '${g.proto.name || 'main'}'`);
   }
 
   /** Rebuilds nodes, values, indexes and subgraphs from the GraphProto. */
