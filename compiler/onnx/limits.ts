@@ -330,7 +330,7 @@ function checkType(type: TypeProto | undefined, what: string): void {
   }
 }
 
-function checkAttributes(attrs: AttributeProto[], where: string): void {
+function checkAttributes(attrs: AttributeProto[], where: string, depth = 0): void {
   for (const a of attrs) {
     const at = `${where}attribute '${a.name}': `;
     if (a.t) checkTensor(a.t, at);
@@ -342,13 +342,15 @@ function checkAttributes(attrs: AttributeProto[], where: string): void {
     }
     if (a.tp) checkType(a.tp, `${at}type`);
     for (const tp of a.typeProtos) checkType(tp, `${at}type`);
-    if (a.g) checkGraph(a.g, `${at}`);
-    for (const g of a.graphs) checkGraph(g, `${at}`);
+    if (a.g) checkGraph(a.g, at, depth + 1);
+    for (const g of a.graphs) checkGraph(g, at, depth + 1);
   }
 }
 
-function checkGraph(g: GraphProto, outer: string): void {
-  const where = `${outer}graph '${g.name}': `;
+function checkGraph(g: GraphProto, outer: string, depth = 0): void {
+  // The full path for the main graph and its direct subgraphs; deeper, only the depth (a path
+  // through 30 If levels would make a message of kilobytes).
+  const where = depth <= 1 ? `${outer}graph '${g.name}': ` : `graph '${g.name}' (a subgraph ${depth} levels deep): `;
   for (const t of g.initializer) checkTensor(t, where);
   for (const s of g.sparseInitializer) {
     checkedElementCount(s.dims, `${where}sparse initializer`);
@@ -356,7 +358,7 @@ function checkGraph(g: GraphProto, outer: string): void {
     if (s.indices) checkTensor(s.indices, where);
   }
   for (const vi of [...g.input, ...g.output, ...g.valueInfo]) checkType(vi.type, `${where}value '${vi.name}'`);
-  for (const n of g.node) checkAttributes(n.attribute, `${where}node '${n.name || n.opType}' `);
+  for (const n of g.node) checkAttributes(n.attribute, `${where}node '${n.name || n.opType}' `, depth);
 }
 
 /**
