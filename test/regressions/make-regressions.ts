@@ -69,6 +69,24 @@ export const MAKERS: Record<string, Maker> = {
     g.output(normWithoutGamma(g, r), 'float32');
     return g.bytes();
   },
+  /**
+   * fuzz (nest + drop-node): an error inside a subgraph 30 If levels deep named every enclosing
+   * level, a message of about 2 kB. Now it names the innermost two and the outermost.
+   */
+  'nested-30-dangling': () => {
+    let inner = new GraphBuilder({ opset: 17, name: 'level_0' });
+    inner.output(inner.op('Identity', ['missing'], {}, { name: 'reads_missing' }), 'float32', [2]);
+    for (let i = 1; i <= 30; i++) {
+      const outer = new GraphBuilder({ opset: 17, name: `level_${i}` });
+      const other = new GraphBuilder({ opset: 17, name: `else_${i}` });
+      other.output(other.op('Identity', ['x'], {}, { name: `else_id_${i}` }), 'float32', [2]);
+      outer.output(outer.op('If', ['cond'], { then_branch: inner.graph(), else_branch: other.graph() }, { name: `if_${i}` }), 'float32', [2]);
+      inner = outer;
+    }
+    inner.input('x', 'float32', [2]);
+    inner.input('cond', 'bool', []);
+    return inner.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
