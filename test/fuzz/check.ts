@@ -25,7 +25,7 @@ export type Outcome = { kind: 'ok'; fused: number } | { kind: 'error'; message: 
 /** A message a user can act on: one line-ish, no JS internals. */
 export function messageProblem(message: string): string | undefined {
   if (message.trim() === '') return 'empty message';
-  if (message.length > 2000) return `message of ${message.length} characters`;
+  if (message.length > 1000) return `message of ${message.length} characters`;
   if (/\[object Object\]|\bundefined\b|Cannot read propert|is not a function|is not iterable|Maximum call stack/.test(message)) {
     return 'message shows JavaScript internals';
   }
