@@ -192,9 +192,7 @@ export class FusionBuilder {
         return v?.initializer && !v.isGraphInput && g.consumers(name).length === 0 && !v.isGraphOutput;
       }),
     );
-    if (dead.size === 0) return;
-    g.proto.initializer = g.proto.initializer.filter((t) => !dead.has(t.name));
-    g.reindex();
+    g.removeInitializers(dead);
   }
 }
 
