@@ -31,7 +31,7 @@ export async function checkCase(c: CaseSpec, near?: NearMisses): Promise<void> {
   };
   let opt;
   try {
-    opt = optimizeBytes(built.model);
+    opt = optimizeBytes(built.model, c.format ? { format: c.format } : {});
   } catch (e) {
     return fail(`optimize threw: ${(e as Error).stack ?? e}`);
   }

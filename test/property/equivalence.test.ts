@@ -40,6 +40,7 @@ describe('property: optimized RMSNorm graphs compute the same outputs', function
         for (const [k, v] of Object.entries(s)) seen.add(`${k}=${v}`);
         seen.add(`opset=${c.opset}`);
         if (c.inIf) seen.add(`inIf=${c.inIf.cond}`);
+        seen.add(`format=${c.format ?? 'rmsfuse'}`);
         seen.add(`fp16style=${s.act}/${s.fp16}`);
       }
     }
@@ -50,7 +51,7 @@ describe('property: optimized RMSNorm graphs compute the same outputs', function
       'gemma=g+1', 'gemma=1+g', 'bias=true', 'sumUse=consumer', 'sumUse=output', 'rstdUse=consumer', 'rstdUse=output',
       'quant=static', 'quant=qdq', 'quant=dynamic', 'beta=true', 'fp16style=float16/native', 'fp16style=float16/cast',
       'block=axis', 'block=exp-square', 'block=exp-rsqrt', 'block=eps-input', 'block=eps-range', 'block=mean-sub',
-      'block=weight-shape', 'block=keepdims0', 'block=interior', 'inIf=true', 'inIf=false',
+      'block=weight-shape', 'block=keepdims0', 'block=interior', 'inIf=true', 'inIf=false', 'format=ort', 'format=onnx23', 'opset=23',
     ];
     expect(want.filter((w) => !seen.has(w))).to.deep.equal([]);
   });

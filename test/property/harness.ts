@@ -3,7 +3,7 @@
  * API, check the result is a valid model, count fused nodes, compare outputs in onnxruntime.
  */
 import type { ModelProto } from 'onnx-buf';
-import { loadModel, optimizeModel } from '../../compiler/api.js';
+import { loadModel, optimizeModel, type OutputFormat } from '../../compiler/api.js';
 import { RmsfuseError } from '../../compiler/errors.js';
 import { Model, type Graph } from '../../compiler/ir/graph.js';
 import { decodeModel, encodeModel, loadModelBytes } from '../../compiler/onnx/model.js';
@@ -22,9 +22,9 @@ export interface Optimized {
 }
 
 /** loadModel(bytes) -> optimizeModel -> encode: the API path without files. */
-export function optimizeBytes(input: Uint8Array | ModelProto): Optimized {
+export function optimizeBytes(input: Uint8Array | ModelProto, options: { format?: OutputFormat } = {}): Optimized {
   const model = loadModel(modelBytes(input));
-  const report = optimizeModel(model, { log: () => {} });
+  const report = optimizeModel(model, { log: () => {}, ...options });
   const bytes = encodeModel(model.proto);
   return { bytes, proto: model.proto, report };
 }
@@ -45,11 +45,19 @@ export function assertValidModel(bytes: Uint8Array, what = 'optimized model'): M
   return model;
 }
 
-/** Fused nodes (domain rmsfuse) in the main graph and every subgraph. */
+/** What a fused site is written as: rmsfuse nodes, or the standard ops of --format ort / onnx23. */
+const FUSED_OPS: Record<string, string[]> = {
+  [RMSFUSE_DOMAIN]: ['RmsNorm', 'PreNorm', 'PostNorm'],
+  '': ['SimplifiedLayerNormalization', 'RMSNormalization'],
+  'ai.onnx': ['SimplifiedLayerNormalization', 'RMSNormalization'],
+  'com.microsoft': ['SkipSimplifiedLayerNormalization'],
+};
+
+/** Fused nodes (one per fused site, in any output format) in the main graph and every subgraph. */
 export function fusedNodes(model: Model): { graph: Graph; opType: string; name: string }[] {
   const out: { graph: Graph; opType: string; name: string }[] = [];
   for (const g of model.graph.allGraphs()) {
-    for (const n of g.nodes) if (n.domain === RMSFUSE_DOMAIN) out.push({ graph: g, opType: n.opType, name: n.name });
+    for (const n of g.nodes) if (FUSED_OPS[n.domain]?.includes(n.opType)) out.push({ graph: g, opType: n.opType, name: n.name });
   }
   return out;
 }

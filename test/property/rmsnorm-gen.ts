@@ -90,6 +90,8 @@ export interface CaseSpec {
    * branch that runs.
    */
   inIf?: { cond: boolean };
+  /** Output format (`--format`); onnx23 needs opset 23, so such cases use it. Default rmsfuse. */
+  format?: 'ort' | 'onnx23';
 }
 
 /**
@@ -222,10 +224,14 @@ export function caseArb(maxSites = 3): fc.Arbitrary<CaseSpec> {
       sites: fc.array(siteArb(), { minLength: 1, maxLength: maxSites }),
       seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
       inIf: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ cond: fc.boolean() }) }),
+      format: fc.constantFrom<CaseSpec['format']>(undefined, undefined, undefined, 'ort', 'onnx23'),
     })
     .map((c) => {
-      const { inIf, ...rest } = c;
-      return { ...rest, ...(inIf ? { inIf } : {}), sites: c.sites.map((s) => normalizeSite(s, c)) };
+      const { inIf, format, ...rest } = c;
+      const opset = format === 'onnx23' ? 23 : c.opset;
+      const out: CaseSpec = { ...rest, opset, ...(inIf ? { inIf } : {}), ...(format ? { format } : {}), sites: [] };
+      out.sites = c.sites.map((s) => normalizeSite(s, out));
+      return out;
     });
 }
 
@@ -510,7 +516,8 @@ function wrapInIf(g: GraphBuilder, cond: boolean, feeds: Record<string, HostTens
 export function describeCase(c: CaseSpec): string {
   const lines = [
     `opset ${c.opset}, shape ${c.rank === 2 ? `[${c.rows}, ${c.H}]` : `[1, ${c.rows}, ${c.H}]`}, data seed ${c.seed}` +
-      (c.inIf ? `, inside both branches of an If (cond ${c.inIf.cond})` : ''),
+      (c.inIf ? `, inside both branches of an If (cond ${c.inIf.cond})` : '') +
+      (c.format ? `, --format ${c.format}` : ''),
   ];
   c.sites.forEach((s, i) => {
     const parts = Object.entries(s).map(([k, v]) => `${k}=${v}`);
