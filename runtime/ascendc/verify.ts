@@ -9,18 +9,9 @@ import { DTYPE_BYTES, kernelParams, paramElements, type AscendKernelSpec, type K
 import { compareWithTolerance, fromBf16Bits, fromF16Bits, roundTo, toBf16Bits, toF16Bits, type CompareKind } from '../numeric.js';
 import { rmsNormReference, type RefInputs, type RefOutputs } from '../reference.js';
 import type { GmTraffic } from './harness.js';
+import { rng } from '../random.js';
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Little-endian bytes of values in a dtype (values already representable in it). */
 export function encode(dtype: DType, values: ArrayLike<number>): Uint8Array {

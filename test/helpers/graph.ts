@@ -39,6 +39,7 @@ import {
 import { dtypeName } from '../../compiler/onnx/dtype.js';
 import { halfToNumber, tensorValues } from '../../compiler/onnx/tensor.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../../runtime/numeric.js';
+import { rng } from '../../runtime/random.js';
 
 export type ElemType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'int64' | 'bool';
 /** ONNX TensorProto.DataType codes by name. */
@@ -303,17 +304,7 @@ export function tensorNumbers(t: TensorProto): number[] {
 }
 export { halfToNumber };
 
-/** Deterministic PRNG (mulberry32) for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** n values uniform in [lo, hi). */
 export function randomValues(n: number, seed: number, lo = -1, hi = 1): number[] {

@@ -18,19 +18,9 @@ import type { DecomposeIO } from '../../compiler/op/decompose.js';
 import { type FloatDType, type InputRole, type RmsNormParam, defaultParam, signature } from '../../compiler/op/param.js';
 import { compareWithTolerance, roundTo } from '../../runtime/numeric.js';
 import { type RefInputs, type RefOutputs, rmsNormReference } from '../../runtime/reference.js';
+import { rng } from '../../runtime/random.js';
 import { type CaseShape, type Feeds, type OrtCase, buildModel, runOrt } from './ortModel.js';
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Per-row magnitudes: ordinary, tiny (eps matters), large, and an all-zero row. */
 const ROW_SCALES = [1, 1e-3, 40, 0, 0.2, 7, 1e-2];
