@@ -6,18 +6,16 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FloatDType } from '../../compiler/op/param.js';
 import type { AscendTarget } from '../../compiler/op/target.js';
 import { launcherModule } from '../../codegen/ascendc/emit.js';
 import { generateAscend } from '../../codegen/ascendc/generate.js';
 import { kernelId } from '../../codegen/ascendc/spec.js';
-import { unifiedDiff } from '../wgsl/unified-diff.js';
+import { ACCEPT_GOLDEN as ACCEPT, goldenChecker } from '../helpers/golden.js';
 import { makeSpec, type VariantOptions } from './helpers.js';
 
 const GOLDEN_DIR = fileURLToPath(new URL('../golden/ascendc/', import.meta.url));
-const ACCEPT = process.env.RMSFUSE_ACCEPT_GOLDEN === '1';
 
 interface GoldenSpec {
   name: string;
@@ -41,19 +39,7 @@ const GOLDEN: GoldenSpec[] = [
   { name: 'postnorm_int8_static_f16_offset_h5120_310p', variant: { layer: 'PostNorm', quant: 'static', offset: true }, x: 'float16', H: 5120, target: 'ascend310p' },
 ];
 
-function checkGolden(file: string, actual: string): void {
-  const full = path.join(GOLDEN_DIR, file);
-  if (ACCEPT) {
-    fs.mkdirSync(GOLDEN_DIR, { recursive: true });
-    fs.writeFileSync(full, actual);
-    return;
-  }
-  if (!fs.existsSync(full)) throw new Error(`golden file ${path.relative(process.cwd(), full)} is missing; run \`npm run golden:accept\``);
-  const expected = fs.readFileSync(full, 'utf8');
-  if (expected !== actual) {
-    expect.fail(`${file} differs from its golden file; review the diff and run \`npm run golden:accept\` to accept it:\n${unifiedDiff(expected, actual, file)}`);
-  }
-}
+const checkGolden = goldenChecker(GOLDEN_DIR);
 
 describe('Ascend C golden files (test/golden/ascendc)', () => {
   for (const g of GOLDEN) {
