@@ -6,7 +6,7 @@
  *   p.Mul(p.x, p.Reciprocal(p.Sqrt(p.Add(p.ReduceMean(p.Pow(p.x, p.const(2))), p.constAny('eps')))))
  *
  * - `p.var(name)` binds any value; the same name appearing twice must bind the same tensor.
- * - `p.const(v)` matches a constant whose elements all equal v (within a tolerance);
+ * - `p.const(v)` matches a constant whose elements all equal v (exactly, or within `rel`);
  *   `p.constAny(name)` matches any small constant and captures its values.
  * - Add and Mul are commutative: both operand orders are tried.
  * - `p.oneOf(a, b, ...)` tries alternatives in order; `p.opt(ops, inner)` matches zero or one
@@ -103,7 +103,12 @@ export const p = {
   op,
   var: (name: string, what?: What) => new VarPattern(name, what),
   /** A constant equal to `value`; `rel` is the relative tolerance (default 1e-6, fp16 constants of 2 or 1 are exact). */
-  const: (value: number, what: What = `constant ${value}`, rel = 1e-6) => new ConstPattern(value, what, rel),
+  /**
+   * Exact by default: 2, -0.5, 1, 127 and -128 are exact in every float type, and a near miss
+   * changes the math (Pow(x, 2.000002) is NaN for negative x). Pass `rel` for constants that
+   * are rounded to their dtype (1/127).
+   */
+  const: (value: number, what: What = `constant ${value}`, rel = 0) => new ConstPattern(value, what, rel),
   constAny: (name: string, what: What = name) => new ConstAnyPattern(name, what),
   oneOf: (...alts: Pattern[]) => new OneOfPattern(alts),
   opt: (ops: string | string[], inner: Pattern, tag: string) => new OptPattern(typeof ops === 'string' ? [ops] : ops, inner, tag),
