@@ -87,6 +87,19 @@ export const MAKERS: Record<string, Maker> = {
     inner.input('cond', 'bool', []);
     return inner.bytes();
   },
+  /**
+   * fuzz-semantic (seed 31, const-value): Pow(x, 2.000002) was taken for the square (the
+   * matcher compared constants within 1e-6). It is NaN for negative x, the fused node is not.
+   * Exponents, the 1 of 1/sqrt and of Gemma, and the clip bounds now match exactly.
+   */
+  'pow-2.000002': () => {
+    const g = new GraphBuilder({ opset: 13, name: 'pow' });
+    g.input('x', 'float32', [2, 4]);
+    const m = g.op('ReduceMean', [g.op('Pow', ['x', g.scalar(2 * (1 + 2 ** -20), 'float32', 'exp')])], { axes: [-1], keepdims: 1 });
+    const r = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [m, g.scalar(1e-5)])])]);
+    g.output(g.op('Mul', [g.op('Mul', ['x', r]), g.init('gamma', 'float32', [4], [1, 2, 3, 4])]), 'float32', [2, 4]);
+    return g.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
