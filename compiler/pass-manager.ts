@@ -7,6 +7,14 @@ import type { Graph, Model } from './ir/graph.js';
 import type { FusedAttributes } from './op/param.js';
 import type { Target } from './op/target.js';
 
+/** One node of a site as it was before the rewrite (for the report's before/after diagrams). */
+export interface SiteNode {
+  name: string;
+  op_type: string;
+  inputs: string[];
+  outputs: string[];
+}
+
 export interface FusedSite {
   /** Name of the new fused node. */
   node: string;
@@ -18,6 +26,10 @@ export interface FusedSite {
   graph: string;
   /** Notes, e.g. constants converted to another dtype for the target. */
   notes?: string[];
+  /** The replaced nodes as they were (every stage of a grown node), in `replaced` order. */
+  before?: { nodes: SiteNode[] };
+  /** The fused node's inputs ('' = absent optional) and outputs as the fusion wrote them. */
+  after?: { inputs: string[]; outputs: string[] };
 }
 
 export interface Remark {

@@ -26,10 +26,13 @@ import {
   signature,
   toAttributes,
 } from '../compiler/op/param.js';
-import { type FusedSite, graphPath, type PassContext } from '../compiler/pass-manager.js';
+import { type FusedSite, graphPath, type PassContext, type SiteNode } from '../compiler/pass-manager.js';
 import { isAscend } from '../compiler/op/target.js';
 import type { FusedPlan } from './plan.js';
 import { adaptConstantsForAscend, type ConstantCache } from './target-constants.js';
+
+/** A node of a site as the report records it (labels as in `replaced`). */
+const siteNode = (n: Node): SiteNode => ({ name: n.label, op_type: n.opType, inputs: [...n.inputs], outputs: [...n.outputs] });
 
 /** A fused node made by this run. */
 export interface FusedInfo {
@@ -123,6 +126,9 @@ export class FusionBuilder {
 
     g.proto.initializer.push(...plan.newInitializers);
     const removedConsts = this.deadConstants(plan, new Set(proto.input));
+    // Captured before the edit: the report draws the site as it was.
+    const beforeNodes = [...plan.remove.filter((n) => n !== plan.grows), ...removedConsts].map(siteNode);
+    const after = { inputs: [...proto.input], outputs: [...proto.output] };
     const [node] = g.replace([...plan.remove, ...removedConsts], [proto]);
     this.removeDeadInitializers(siteInputs);
     for (const n of removedConsts) for (const o of n.outputs) removedOutputs.add(o);
@@ -137,8 +143,18 @@ export class FusionBuilder {
       site = old.site;
       Object.assign(site, { node: name, op_type: opType, attributes: attrs });
       site.replaced.push(...replacedLabels, ...removedConsts.map((n) => n.label));
+      (site.before ??= { nodes: [] }).nodes.push(...beforeNodes);
+      site.after = after;
     } else {
-      site = { node: name, op_type: opType, attributes: attrs, replaced: [...replacedLabels, ...removedConsts.map((n) => n.label)], graph: graphPath(g) };
+      site = {
+        node: name,
+        op_type: opType,
+        attributes: attrs,
+        replaced: [...replacedLabels, ...removedConsts.map((n) => n.label)],
+        graph: graphPath(g),
+        before: { nodes: beforeNodes },
+        after,
+      };
       this.ctx.report.fused.push(site);
     }
     if (plan.notes.length) site.notes = [...(site.notes ?? []), ...plan.notes];
