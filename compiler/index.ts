@@ -7,6 +7,7 @@
  * - optimize(in, out, options) -> OptimizeReport: all of the above, plus kernels and report files.
  *
  * Errors a user can cause are thrown as RmsfuseError (`exitCode` 1: model, 2: usage).
+ * @packageDocumentation
  */
 export {
   loadModel,
@@ -35,3 +36,7 @@ export type { Report, FusedSite, Remark, PassTiming, Pass, PassContext } from '.
 export type { FusedAttributes, RmsNormParam } from './op/param.js';
 export { TARGETS, type Target } from './op/target.js';
 export { decodeModel, encodeModel } from './onnx/model.js';
+export type { LoadOptions, LoadedModel } from './onnx/model.js';
+export type { Limits } from './onnx/limits.js';
+export type { ExternalRef } from './onnx/external.js';
+export type { LayerType, QuantType, DynamicQuantType, PrecisionMode, ModelType } from './op/param.js';
