@@ -8,7 +8,8 @@ import { RmsfuseError } from '../../compiler/errors.js';
 import { Model, type Graph } from '../../compiler/ir/graph.js';
 import { decodeModel, encodeModel, loadModelBytes } from '../../compiler/onnx/model.js';
 import type { Report } from '../../compiler/pass-manager.js';
-import { compareWithTolerance, REL_TOL } from '../../runtime/numeric.js';
+import * as ort from 'onnxruntime-node';
+import { compareWithTolerance, fromF16Bits, REL_TOL, toF16Bits } from '../../runtime/numeric.js';
 import { renderModel } from '../helpers/graph.js';
 import { type HostTensor, modelBytes } from '../helpers/ort.js';
 import type { Kind } from './rmsnorm-gen.js';
@@ -124,6 +125,29 @@ export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind
     return undefined;
   }
   return r.ok ? undefined : r.message;
+}
+
+/**
+ * Runs a model in onnxruntime like test/helpers/ort.ts's runModel (its own optimizations off),
+ * with its log limited to fatal errors: the fuzzers feed it models it refuses at run time.
+ */
+export async function runModelQuiet(model: ModelProto | Uint8Array, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+  const session = await ort.InferenceSession.create(modelBytes(model), { graphOptimizationLevel: 'disabled', logSeverityLevel: 4 });
+  try {
+    const f: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) {
+      f[k] = v.dtype === 'float16' ? new ort.Tensor('float16', toF16Bits(v.data as Float32Array), v.dims) : new ort.Tensor(v.dtype as 'float32', v.data as Float32Array, v.dims);
+    }
+    const res = await session.run(f, { logSeverityLevel: 4 });
+    const out: Record<string, HostTensor> = {};
+    for (const [k, t] of Object.entries(res)) {
+      const data = t.type === 'float16' ? fromF16Bits(t.data as Uint16Array) : (t.data as HostTensor['data']);
+      out[k] = { dtype: t.type as HostTensor['dtype'], dims: [...t.dims], data };
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
 }
 
 export function renderForFailure(title: string, m: ModelProto | Uint8Array): string {
