@@ -8,6 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { clone } from '@bufbuild/protobuf';
+import { ModelProtoSchema, type TensorProto } from 'onnx-buf';
 import { defaultPasses, type OutputFormat } from '../passes/index.js';
 import type { Manifest } from '../codegen/manifest.js';
 import { RmsfuseError } from './errors.js';
@@ -16,10 +18,11 @@ import type { Dim } from './ir/types.js';
 import { typeFromValueInfo } from './ir/types.js';
 import { dtypeName } from './onnx/dtype.js';
 import { allTensors, isExternal, tensorByteLength } from './onnx/external.js';
-import { loadModelBytes, loadModelFile, writeFileAtomic, type LoadOptions } from './onnx/model.js';
+import { loadModelBytes, loadModelFile, type LoadOptions } from './onnx/model.js';
 import { saveModelFile, type SaveOptions, type SaveResult } from './onnx/save.js';
 import { isTarget, TARGETS, type Target } from './op/target.js';
-import { runPasses, type Pass, type PassContext, type Report } from './pass-manager.js';
+import { runPasses, type FusedSite, type Pass, type PassContext, type Remark, type Report } from './pass-manager.js';
+import { reportKind, writeReport } from './report.js';
 
 export type { OutputFormat } from '../passes/index.js';
 export const FORMATS: readonly OutputFormat[] = ['rmsfuse', 'ort', 'onnx23'];
@@ -119,7 +122,11 @@ export interface OptimizeOptions extends OptimizeModelOptions, SaveOptions, Load
   report?: string;
   /** Emit kernels and launchers for the fused nodes into this folder (needs `target`). */
   emit?: string;
+  /** Called as each step starts (the CLI's progress display); `nodes` for 'passes': nodes in all graphs. */
+  onPhase?: (phase: OptimizePhase, detail: { nodes?: number }) => void;
 }
+
+export type OptimizePhase = 'load' | 'validate' | 'passes' | 'save' | 'emit';
 
 export interface PhaseTimings {
   /** Read, decode, external-data checks. */
@@ -161,18 +168,24 @@ export async function optimize(input: string, output: string, options: OptimizeO
     if (!fs.existsSync(folder)) throw new RmsfuseError(`cannot write the report ${options.report}: folder ${folder} does not exist`);
   }
 
+  const phase = options.onPhase ?? (() => {});
+  phase('load', {});
   const loaded = loadModelFile(input, options);
   const t1 = performance.now();
+  phase('validate', {});
   const model = new Model(loaded);
   model.graph.validate();
   const t2 = performance.now();
+  if (options.onPhase) phase('passes', { nodes: countNodes(model) });
   const base = optimizeModel(model, { ...options, target, format });
   const t3 = performance.now();
+  phase('save', {});
   const saved = saveModel(model, output, options);
   const t4 = performance.now();
 
   let manifest: Manifest | undefined;
   if (options.emit !== undefined) {
+    phase('emit', {});
     model.inferTypes(); // no-op where the passes already did it; the emitter reads shapes
     // Loaded only when asked for: code generators are heavy (ts-morph).
     const { emitKernels } = await import('./emit.js');
@@ -209,6 +222,12 @@ export async function optimize(input: string, output: string, options: OptimizeO
 
 const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
 
+function countNodes(model: Model): number {
+  let n = 0;
+  for (const g of model.graph.allGraphs()) n += g.nodes.length;
+  return n;
+}
+
 function checkTarget(target: string | undefined): Target {
   if (target === undefined || target === '' || target === 'none') return undefined;
   if (!isTarget(target)) throw new RmsfuseError(`unknown target '${target}' (expected one of: ${TARGETS.join(', ')})`, 2);
@@ -235,77 +254,9 @@ function checkFormatFits(model: Model, format: OutputFormat): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Report
+// Report (rendering lives in report.ts)
 
-function reportKind(file: string): 'json' | 'md' {
-  const ext = path.extname(file).toLowerCase();
-  if (ext === '.json') return 'json';
-  if (ext === '.md' || ext === '.markdown') return 'md';
-  throw new RmsfuseError(`--report ${file}: the file name must end in .json or .md (the format follows the extension)`, 2);
-}
-
-/** Writes the report as JSON or Markdown, chosen by the file's extension. */
-export function writeReport(report: Report, file: string): void {
-  const text = reportKind(file) === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderMarkdownReport(report);
-  writeFileAtomic(file, new TextEncoder().encode(text));
-}
-
-const cell = (s: unknown): string => String(s).replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const ms = (x: number | undefined): string => (x === undefined ? '-' : `${x.toFixed(1)} ms`);
-
-/** The report for people: what fused (one row per site), what did not and why, pass timings. */
-export function renderMarkdownReport(report: Report): string {
-  const lines: string[] = ['# rmsfuse report', ''];
-  if (report.input) lines.push(`- input: \`${report.input}\``);
-  if (report.output) lines.push(`- output: \`${report.output}\``);
-  lines.push(`- target: ${report.target}`, `- format: ${report.format}`, `- time: ${ms(report.totalMs)}`, '');
-
-  const byOp = new Map<string, number>();
-  for (const f of report.fused) byOp.set(f.op_type, (byOp.get(f.op_type) ?? 0) + 1);
-  lines.push(`## Fused sites (${report.fused.length})`, '');
-  if (report.fused.length === 0) {
-    lines.push('No site was fused.', '');
-  } else {
-    lines.push([...byOp].map(([op, n]) => `${op}: ${n}`).join(', '), '');
-    lines.push('| node | op type | graph | epsilon | quant | dynamic quant | precision | model | rstd | bias | replaced nodes | notes |');
-    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const f of report.fused) {
-      const a = f.attributes;
-      lines.push(
-        `| ${[f.node, f.op_type, f.graph || 'main', a.epsilon, a.quant_type, a.dynamic_quant, a.precision_mode, a.model_type, a.rstd, a.has_bias, f.replaced.join(', '), (f.notes ?? []).join('; ')].map(cell).join(' | ')} |`,
-      );
-    }
-    lines.push('');
-  }
-
-  lines.push(`## Remarks (${report.remarks.length})`, '');
-  if (report.remarks.length === 0) {
-    lines.push('None.', '');
-  } else {
-    lines.push('Candidates that were not fused, and why.', '', '| node | graph | reason |', '|---|---|---|');
-    for (const r of report.remarks) lines.push(`| ${[r.node, r.graph || 'main', r.reason].map(cell).join(' | ')} |`);
-    lines.push('');
-  }
-
-  if (report.passes.length > 0) {
-    lines.push('## Passes', '', '| pass | time | hits per rule |', '|---|---|---|');
-    for (const p of report.passes) {
-      const counts = Object.entries(p.counts).map(([k, v]) => `${k}: ${v}`).join(', ') || '-';
-      lines.push(`| ${[p.pass, ms(p.ms), counts].map(cell).join(' | ')} |`);
-    }
-    lines.push('');
-  }
-  const timings = (report as Partial<OptimizeReport>).timings;
-  if (timings) {
-    lines.push('## Timings', '', '| phase | time |', '|---|---|');
-    for (const [k, v] of Object.entries(timings)) lines.push(`| ${k.replace(/Ms$/, '')} | ${ms(v)} |`);
-    lines.push('');
-  }
-  if (report.emitted) {
-    lines.push('## Emitted kernels', '', `${report.emitted.kernels} kernel(s) in \`${report.emitted.dir}\``, '');
-  }
-  return lines.join('\n');
-}
+export { writeReport, renderMarkdownReport, renderJsonReport } from './report.js';
 
 // ---------------------------------------------------------------------------------------------
 // Inspect
@@ -332,10 +283,55 @@ export interface InspectResult {
   externalData: { files: { location: string; tensors: number; bytes: number }[]; tensors: number; bytes: number };
   functions: { domain: string; name: string; overload: string }[];
   metadata: Record<string, string>;
+  /** With `fusion`: what the passes would fuse and why other candidates would not. */
+  fusion?: InspectFusion;
 }
 
-/** A summary of a model: op histogram, opsets, IR version, inputs/outputs, external data. */
-export function inspectModel(model: Model): InspectResult {
+export interface InspectFusion {
+  target: string;
+  format: string;
+  /** The sites that would be fused (names are those the fused nodes would get). */
+  fused: FusedSite[];
+  /** Near misses: candidates that would not be fused, and why. */
+  remarks: Remark[];
+  /** Time the passes took. */
+  ms: number;
+}
+
+export interface InspectOptions {
+  /** Also run the fusion passes (with these options) and report what they would fuse; nothing is written. */
+  fusion?: boolean | Pick<OptimizeModelOptions, 'target' | 'format' | 'passes' | 'debug' | 'explain' | 'log'>;
+  /**
+   * Run the passes on `model` itself, which they change (for callers done with it), instead of
+   * on a copy. The copy duplicates inline weights in memory.
+   */
+  consume?: boolean;
+}
+
+/**
+ * A summary of a model: op histogram, opsets, IR version, inputs/outputs, external data; with
+ * `fusion`, also the sites the passes would fuse and the near misses (on a copy unless `consume`).
+ */
+export function inspectModel(model: Model, options: InspectOptions = {}): InspectResult {
+  const info = summarize(model);
+  if (!options.fusion) return info;
+  const target = options.fusion === true ? {} : options.fusion;
+  const work = options.consume ? model : copyModel(model);
+  const report = optimizeModel(work, target);
+  return { ...info, fusion: { target: report.target, format: report.format, fused: report.fused, remarks: report.remarks, ms: report.totalMs ?? 0 } };
+}
+
+/** A deep copy whose external-data references point at the copy's tensors. */
+function copyModel(model: Model): Model {
+  const proto = clone(ModelProtoSchema, model.proto);
+  const twin = new Map<TensorProto, TensorProto>();
+  const copies = allTensors(proto);
+  allTensors(model.proto).forEach((t, i) => twin.set(t, copies[i]!));
+  const external = model.loaded.external.map((r) => ({ ...r, tensor: twin.get(r.tensor) ?? r.tensor }));
+  return new Model({ ...model.loaded, proto, external });
+}
+
+function summarize(model: Model): InspectResult {
   const p = model.proto;
   const g = model.graph;
   const ops: Record<string, number> = {};
