@@ -7,7 +7,7 @@
  *   RMSFUSE_LONG=1      long run (npm run test:long)
  *
  * Every suite prints its seed and count, so a failure in CI reproduces with
- * `RMSFUSE_FC_SEED=<seed> npx mocha --no-config --import=tsx <file>`; fast-check's message also gives the `path` of
+ * `RMSFUSE_FC_SEED=<seed> npx mocha <file>`; fast-check's message also gives the `path` of
  * the shrunk counterexample.
  */
 import type { Parameters } from 'fast-check';
