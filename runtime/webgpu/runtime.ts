@@ -14,6 +14,10 @@
  *   passed: mutate such an array in place and the device keeps the old values.
  * - Tensors larger than the storage binding limit are split by rows into several dispatches;
  *   more than maxComputeWorkgroupsPerDimension workgroups go 2-D.
+ * - Kernels of long rows carry a split-row path (KernelInfo.split): for runs of few rows the
+ *   launcher dispatches its entry points one after another in one compute pass (each row spread
+ *   over several workgroups, meeting through a scratch buffer) instead of the one-pass `main`.
+ *   All entry points share one explicit group-0 layout, hence one bind group.
  * - Only the requested outputs are copied back.
  */
 
@@ -26,6 +30,12 @@ export interface TensorNames {
   outputs: string[];
 }
 
+/** The dispatches of a run: which path, and per chunk of rows (one per binding-limit split) the entry points and grids. */
+export interface DispatchPlan {
+  path: 'rows' | 'split';
+  chunks: { startRow: number; rows: number; dispatches: { entryPoint: string; workgroups: [number, number] }[] }[];
+}
+
 export interface Launcher {
   /**
    * Run the node on `inputs` (typed arrays keyed by ONNX input name, initializers included) and
@@ -33,11 +43,16 @@ export interface Launcher {
    */
   run(device: GPUDevice, inputs: Record<string, TensorData>, outputs?: string[]): Promise<Record<string, TensorData>>;
   /**
-   * GPU time of one dispatch in nanoseconds, averaged over `iterations` back-to-back dispatches
-   * on inputs uploaded once (timestamp queries; undefined where the device lacks 'timestamp-query').
-   * For benchmarks: the inputs must fit one dispatch; atomic outputs are not cleared between iterations.
+   * GPU time of one run's dispatches (one, or the split path's two or three) in nanoseconds,
+   * averaged over `iterations` back-to-back runs on inputs uploaded once (timestamp queries;
+   * undefined where the device lacks 'timestamp-query'). For benchmarks: the inputs must fit one
+   * chunk of dispatches; atomic outputs are not cleared between iterations.
    */
   gpuTime(device: GPUDevice, inputs: Record<string, TensorData>, iterations: number): Promise<number | undefined>;
+  /** The dispatches a run of `rows` rows makes on `device` (what run() and gpuTime() follow). */
+  plan(device: GPUDevice, rows: number): DispatchPlan;
+  /** The plan of the latest run() or gpuTime() call (for tests and benchmarks). */
+  readonly lastPlan: DispatchPlan | undefined;
 }
 
 export interface LauncherOptions {
@@ -45,6 +60,11 @@ export interface LauncherOptions {
   maxBindingBytes?: number;
   /** Upper bound on workgroups per dispatch dimension (default and cap: the device's limit). */
   maxWorkgroupsPerDimension?: number;
+  /**
+   * The split-row path of a long-row kernel: 'auto' (default) for runs of at most
+   * KernelInfo.split.maxRows rows, 'always' for every run, 'never'. No effect on other kernels.
+   */
+  splitRow?: 'auto' | 'always' | 'never';
 }
 
 export type Packing = 'f32' | 'f16' | 'f16x2' | 'bf16x2' | 'i8x4';
@@ -60,6 +80,17 @@ export interface KernelBinding {
   atomic: boolean;
   /** rows * H elements, H elements, or one per row. */
   extent: 'rows' | 'vector' | 'perRow';
+}
+
+/** The split-row path of a kernel (codegen/wgsl/generate.ts WgslSplitDispatch). */
+export interface KernelSplit {
+  /** Entry points dispatched in this order, each over rows * workgroupsPerRow workgroups. */
+  entryPoints: string[];
+  workgroupsPerRow: number;
+  /** Runs of at most this many rows take the split path (LauncherOptions.splitRow 'auto'). */
+  maxRows: number;
+  /** f32 partials per row in the scratch buffer (binding 0 of bind group 1). */
+  partialsPerRow: number;
 }
 
 /** What an emitted kernel module tells the runtime. */
@@ -80,6 +111,7 @@ export interface KernelInfo {
   paramsBinding: number;
   bindings: KernelBinding[];
   rowsPerWorkgroup: number;
+  split?: KernelSplit;
   /** Device features the shader needs ('shader-f16' for native fp16, 'subgroups'). */
   requiredFeatures: string[];
 }
@@ -93,6 +125,9 @@ const USAGE_UNIFORM = 0x0040;
 const USAGE_STORAGE = 0x0080;
 const USAGE_QUERY_RESOLVE = 0x0200;
 const MAP_READ = 0x0001;
+const STAGE_COMPUTE = 0x0004;
+/** Bind group of the split path's scratch buffer (codegen/wgsl/generate.ts SPLIT_GROUP). */
+const SCRATCH_GROUP = 1;
 const PARAMS_BYTES = 16;
 
 const align4 = (n: number): number => Math.ceil(n / 4) * 4;
@@ -149,24 +184,60 @@ function uploadView(data: TensorData): Uint8Array {
 // ------------------------------------------------------------------------------------------
 // Per-device caches
 
-const pipelines = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+/** Shader module, explicit bind group layouts and pipelines (built on first use) of one kernel on one device. */
+interface KernelPipelines {
+  module: GPUShaderModule;
+  /** Params and tensors: shared by every entry point, so one bind group serves them all. */
+  group0: GPUBindGroupLayout;
+  /** The split path's scratch buffer. */
+  scratch?: GPUBindGroupLayout;
+  byEntry: Map<string, Promise<GPUComputePipeline>>;
+}
 
-function pipelineFor(device: GPUDevice, k: KernelInfo): Promise<GPUComputePipeline> {
+const pipelines = new WeakMap<GPUDevice, Map<string, KernelPipelines>>();
+
+function kernelPipelines(device: GPUDevice, k: KernelInfo): KernelPipelines {
   let byKey = pipelines.get(device);
   if (!byKey) pipelines.set(device, (byKey = new Map()));
-  let p = byKey.get(k.key);
-  if (!p) {
+  let kp = byKey.get(k.key);
+  if (!kp) {
     const missing = k.requiredFeatures.filter((f) => !device.features.has(f));
     if (missing.length > 0) {
-      return Promise.reject(
-        new Error(`${k.id}: the device lacks ${missing.map((f) => `'${f}'`).join(', ')}; emit the kernels for this device's features or request them`),
-      );
+      throw new Error(`${k.id}: the device lacks ${missing.map((f) => `'${f}'`).join(', ')}; emit the kernels for this device's features or request them`);
     }
-    const module = device.createShaderModule({ label: k.id, code: k.source });
-    p = device.createComputePipelineAsync({ label: k.id, layout: 'auto', compute: { module, entryPoint: k.entryPoint } });
+    const group0 = device.createBindGroupLayout({
+      label: k.id,
+      entries: [
+        { binding: k.paramsBinding, visibility: STAGE_COMPUTE, buffer: { type: 'uniform' } },
+        ...k.bindings.map((b) => ({ binding: b.binding, visibility: STAGE_COMPUTE, buffer: { type: b.access === 'read' ? ('read-only-storage' as const) : ('storage' as const) } })),
+      ],
+    });
+    const scratch = k.split
+      ? device.createBindGroupLayout({ label: `${k.id}.scratch`, entries: [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'storage' } }] })
+      : undefined;
+    kp = { module: device.createShaderModule({ label: k.id, code: k.source }), group0, scratch, byEntry: new Map() };
+    byKey.set(k.key, kp);
+  }
+  return kp;
+}
+
+function pipelineFor(device: GPUDevice, k: KernelInfo, entryPoint: string): Promise<GPUComputePipeline> {
+  let kp: KernelPipelines;
+  try {
+    kp = kernelPipelines(device, k);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  let p = kp.byEntry.get(entryPoint);
+  if (!p) {
+    // `main` binds group 0 only; the split path's entry points also the scratch group.
+    const groups = [kp.group0];
+    if (entryPoint !== k.entryPoint) groups[SCRATCH_GROUP] = kp.scratch!;
+    const layout = device.createPipelineLayout({ label: `${k.id}.${entryPoint}`, bindGroupLayouts: groups });
+    p = device.createComputePipelineAsync({ label: `${k.id}.${entryPoint}`, layout, compute: { module: kp.module, entryPoint } });
     // A failed build is not cached: the next run tries again and reports the error again.
-    p.catch(() => byKey!.delete(k.key));
-    byKey.set(k.key, p);
+    p.catch(() => kp.byEntry.delete(entryPoint));
+    kp.byEntry.set(entryPoint, p);
   }
   return p;
 }
@@ -178,11 +249,14 @@ interface Slot {
   uploaded?: TensorData;
 }
 
-/** Buffers and bind group of one kernel on one device, shared by every node using the kernel. */
+/** Buffers and bind groups of one kernel on one device, shared by every node using the kernel. */
 interface KernelState {
   params: GPUBuffer;
   slots: Map<number, Slot>;
   bindGroup?: GPUBindGroup;
+  /** The split path's partials and their bind group (made on its first use). */
+  scratch: Slot;
+  scratchBindGroup?: GPUBindGroup;
   /** Tail of the run queue: runs of one kernel on one device go one after another. */
   queue: Promise<unknown>;
 }
@@ -197,6 +271,7 @@ function stateFor(device: GPUDevice, k: KernelInfo): KernelState {
     s = {
       params: device.createBuffer({ label: `${k.id}.params`, size: PARAMS_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST }),
       slots: new Map(),
+      scratch: {},
       queue: Promise.resolve(),
     };
     byKey.set(k.key, s);
@@ -248,6 +323,19 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
   }
   const inputName = (role: string): string => names.inputs[k.inputRoles.indexOf(role)] ?? '';
   const outputName = (role: string): string => names.outputs[k.outputRoles.indexOf(role)] ?? '';
+  let lastPlan: DispatchPlan | undefined;
+
+  /** Rows per dispatch: as many as every binding (and the split path's scratch) allows. */
+  function chunkRowsFor(device: GPUDevice, rows: number): number {
+    const limit = Math.min(device.limits.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
+    let rowBytes = k.split ? k.split.partialsPerRow * 4 : 0;
+    for (const b of k.bindings) if (b.extent !== 'vector') rowBytes = Math.max(rowBytes, (b.extent === 'rows' ? k.H : 1) * elementBytes(b));
+    // -3: a chunk's byte size is rounded up to a word.
+    const maxRows = Math.floor((limit - 3) / rowBytes);
+    if (maxRows < 1) throw new Error(`${k.id}: one row (${rowBytes} bytes) exceeds the storage binding limit of ${limit} bytes`);
+    const chunks = Math.max(1, Math.ceil(rows / maxRows));
+    return Math.ceil(rows / chunks);
+  }
 
   function prepare(device: GPUDevice, inputs: Record<string, TensorData>): Prepared {
     const data = new Map<string, TensorData>();
@@ -268,24 +356,46 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
       const want = b.extent === 'vector' ? k.H : rows * k.H;
       if (a.length !== want) throw new Error(`${k.id}: input '${inputName(b.role)}' (${b.role}) has ${a.length} elements, expected ${want}`);
     }
-    const limit = Math.min(device.limits.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
-    let rowBytes = 0;
-    for (const b of k.bindings) if (b.extent !== 'vector') rowBytes = Math.max(rowBytes, (b.extent === 'rows' ? k.H : 1) * elementBytes(b));
-    // -3: a chunk's byte size is rounded up to a word.
-    const maxRows = Math.floor((limit - 3) / rowBytes);
-    if (maxRows < 1) throw new Error(`${k.id}: one row (${rowBytes} bytes) exceeds the storage binding limit of ${limit} bytes`);
-    const chunks = Math.max(1, Math.ceil(rows / maxRows));
     return {
       rows,
-      chunkRows: Math.ceil(rows / chunks),
+      chunkRows: chunkRowsFor(device, rows),
       data,
       scale: scalarValue(data.get('scale'), k.inputDTypes.scale ?? 'float32', 1),
       offset: scalarValue(data.get('offset'), k.inputDTypes.offset ?? 'int8', 0),
     };
   }
 
-  /** Buffers for chunks of `chunkRows` rows, vector inputs uploaded; returns the bind group. */
-  function bind(device: GPUDevice, s: KernelState, pipeline: GPUComputePipeline, p: Prepared): GPUBindGroup {
+  function grid(device: GPUDevice, groups: number): [number, number] {
+    const maxDim = Math.min(device.limits.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Infinity);
+    const x = Math.min(groups, maxDim);
+    return [x, Math.ceil(groups / x)];
+  }
+
+  function plan(device: GPUDevice, rows: number): DispatchPlan {
+    const mode = options.splitRow ?? 'auto';
+    const split = k.split && rows > 0 && (mode === 'always' || (mode === 'auto' && rows <= k.split.maxRows)) ? k.split : undefined;
+    const chunkRows = chunkRowsFor(device, rows);
+    const chunks: DispatchPlan['chunks'] = [];
+    for (let startRow = 0; startRow < rows; startRow += chunkRows) {
+      const n = Math.min(chunkRows, rows - startRow);
+      const dispatches = split
+        ? split.entryPoints.map((entryPoint) => ({ entryPoint, workgroups: grid(device, n * split.workgroupsPerRow) }))
+        : [{ entryPoint: k.entryPoint, workgroups: grid(device, Math.ceil(n / k.rowsPerWorkgroup)) }];
+      chunks.push({ startRow, rows: n, dispatches });
+    }
+    return { path: split ? 'split' : 'rows', chunks };
+  }
+
+  /** The pipelines of the plan's entry points, by name. */
+  async function pipelinesOf(device: GPUDevice, pl: DispatchPlan): Promise<Map<string, GPUComputePipeline>> {
+    const entries = [...new Set(pl.chunks.flatMap((c) => c.dispatches.map((d) => d.entryPoint)))];
+    const built = await Promise.all(entries.map((e) => pipelineFor(device, k, e)));
+    return new Map(entries.map((e, i) => [e, built[i]!]));
+  }
+
+  /** Buffers for chunks of `chunkRows` rows, vector inputs uploaded; returns the bind group(s). */
+  function bind(device: GPUDevice, s: KernelState, p: Prepared, split: boolean): GPUBindGroup[] {
+    const kp = kernelPipelines(device, k);
     let stale = !s.bindGroup;
     for (const b of k.bindings) {
       let slot = s.slots.get(b.binding);
@@ -300,14 +410,18 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
     if (stale) {
       s.bindGroup = device.createBindGroup({
         label: k.id,
-        layout: pipeline.getBindGroupLayout(0),
+        layout: kp.group0,
         entries: [
           { binding: k.paramsBinding, resource: { buffer: s.params } },
           ...k.bindings.map((b) => ({ binding: b.binding, resource: { buffer: s.slots.get(b.binding)!.buffer! } })),
         ],
       });
     }
-    return s.bindGroup!;
+    if (!split) return [s.bindGroup!];
+    if (ensureBuffer(device, s.scratch, `${k.id}.scratch`, p.chunkRows * k.split!.partialsPerRow * 4) || !s.scratchBindGroup) {
+      s.scratchBindGroup = device.createBindGroup({ label: `${k.id}.scratch`, layout: kp.scratch!, entries: [{ binding: 0, resource: { buffer: s.scratch.buffer! } }] });
+    }
+    return [s.bindGroup!, s.scratchBindGroup];
   }
 
   /** Uploads the row inputs and Params of rows [start, start + n). */
@@ -323,11 +437,14 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
     device.queue.writeBuffer(s.params, 0, params);
   }
 
-  function grid(device: GPUDevice, n: number): [number, number] {
-    const groups = Math.ceil(n / k.rowsPerWorkgroup);
-    const maxDim = Math.min(device.limits.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Infinity);
-    const x = Math.min(groups, maxDim);
-    return [x, Math.ceil(groups / x)];
+  /** Records one chunk's dispatches: one compute pass, so each dispatch sees the previous one's writes. */
+  function record(pass: GPUComputePassEncoder, chunk: DispatchPlan['chunks'][number], pipes: Map<string, GPUComputePipeline>, groups: GPUBindGroup[]): void {
+    pass.setBindGroup(0, groups[0]!);
+    if (groups[1]) pass.setBindGroup(SCRATCH_GROUP, groups[1]);
+    for (const d of chunk.dispatches) {
+      pass.setPipeline(pipes.get(d.entryPoint)!);
+      pass.dispatchWorkgroups(...d.workgroups);
+    }
   }
 
   function clearAtomics(encoder: GPUCommandEncoder, s: KernelState, n: number): void {
@@ -345,23 +462,23 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
     const wanted = outputs ?? names.outputs.filter((n) => n !== '');
     for (const n of wanted) if (n === '' || !names.outputs.includes(n)) throw new Error(`${k.id}: '${n}' is not an output (${names.outputs.join(', ')})`);
     const p = prepare(device, inputs);
+    const pl = plan(device, p.rows);
     const s = stateFor(device, k);
-    const pipeline = await pipelineFor(device, k);
+    const pipes = await pipelinesOf(device, pl);
     return serialised(s, async () => {
+      lastPlan = pl;
       const result: Record<string, TensorData> = {};
       const reads = k.bindings.filter((b) => b.access === 'read_write' && wanted.includes(outputName(b.role)));
       for (const b of reads) result[outputName(b.role)] = newArray(b.dtype, b.extent === 'perRow' ? p.rows : p.rows * k.H);
       if (p.rows === 0) return result;
-      const bindGroup = bind(device, s, pipeline, p);
-      for (let start = 0; start < p.rows; start += p.chunkRows) {
-        const n = Math.min(p.chunkRows, p.rows - start);
+      const groups = bind(device, s, p, pl.path === 'split');
+      for (const chunk of pl.chunks) {
+        const { startRow: start, rows: n } = chunk;
         upload(device, s, p, start, n);
         const encoder = device.createCommandEncoder({ label: k.id });
         clearAtomics(encoder, s, n);
         const pass = encoder.beginComputePass({ label: k.id });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(...grid(device, n));
+        record(pass, chunk, pipes, groups);
         pass.end();
         const copies = reads.map((b) => {
           const slot = s.slots.get(b.binding)!;
@@ -388,21 +505,25 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
     if (!device.features.has('timestamp-query')) return undefined;
     const p = prepare(device, inputs);
     if (p.chunkRows < p.rows) throw new Error(`${k.id}: gpuTime needs the tensors to fit one dispatch`);
+    const pl = plan(device, p.rows);
     const s = stateFor(device, k);
-    const pipeline = await pipelineFor(device, k);
+    const pipes = await pipelinesOf(device, pl);
     return serialised(s, async () => {
-      const bindGroup = bind(device, s, pipeline, p);
+      lastPlan = pl;
+      const groups = bind(device, s, p, pl.path === 'split');
       upload(device, s, p, 0, p.rows);
-      const g = grid(device, p.rows);
-      return timeDispatches(device, iterations, (pass) => {
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(...g);
-      });
+      return timeDispatches(device, iterations, (pass) => record(pass, pl.chunks[0]!, pipes, groups));
     });
   }
 
-  return { run, gpuTime };
+  return {
+    run,
+    gpuTime,
+    plan,
+    get lastPlan() {
+      return lastPlan;
+    },
+  };
 }
 
 /**
