@@ -13,6 +13,20 @@
  * Rows too long for registers (more than CACHE_FLOATS f32 per thread) are read again in pass 2.
  * Workgroups are numbered wid.x + wid.y * nwg.x so a dispatch can go 2-D past 65535 workgroups.
  *
+ * Split-row path (spec.splitRow, for few long rows; the launcher picks it from the row count):
+ * S workgroups share a row, each taking a chunk of C units, in dispatches of one command encoder
+ * that meet through a scratch buffer of per-chunk partials (@group(1)); nothing else survives
+ * from one dispatch to the next, so each re-reads its chunk:
+ * - split_sumsq: s as in pass 1 (writing the PreNorm sum), the chunk's sum of squares -> partials;
+ * - split_amax (dynamic quantization only): rstd from the row's S partials, v over the chunk, the
+ *   chunk's max |v| -> partials (partials, not an atomicMax on f32 bits: no clearing, same code
+ *   as the sums, and every workgroup of the row sees the same S values);
+ * - split_norm: rstd (and the dynamic scale) from the partials, then y / q over the chunk.
+ * Later dispatches re-read s: PreNorm reads back its sum output, PostNorm reads x and residual
+ * again (no scratch copy of s: writing and reading one costs as many bytes, and a re-read of few
+ * rows is served from L2). Every workgroup of a row reduces the same partials with the same code,
+ * so all agree on rstd and scale.
+ *
  * The arithmetic follows runtime/reference.ts (SPEC section 2) operation by operation.
  */
 import { hasResidual, isDynamicQuant, isStaticQuant, signature, type DType, type FloatDType, type InputRole, type OutputRole } from '../../compiler/op/param.js';
@@ -40,6 +54,19 @@ export const PARAMS_BINDING = 0;
 /** Bytes of the Params uniform. */
 export const PARAMS_BYTES = 16;
 
+/** Bind group of the split path's scratch buffer (binding 0: f32 partials). */
+export const SPLIT_GROUP = 1;
+
+export interface WgslSplitDispatch {
+  /** Entry points dispatched one after another, each over rows * workgroupsPerRow workgroups. */
+  entryPoints: string[];
+  workgroupsPerRow: number;
+  /** The launcher takes this path for runs of at most this many rows. */
+  maxRows: number;
+  /** f32 partials per row in the scratch buffer. */
+  partialsPerRow: number;
+}
+
 export interface WgslDispatch {
   workgroupSize: number;
   rowsPerWorkgroup: number;
@@ -49,6 +76,8 @@ export interface WgslDispatch {
    * ceil(rows / rowsPerWorkgroup) workgroups as (min(n, maxPerDim), ceil(n / maxPerDim)).
    */
   grid: '2d-linear';
+  /** The split-row path (same shader module, same group-0 bindings). */
+  split?: WgslSplitDispatch;
 }
 
 export interface WgslKernel {
@@ -115,11 +144,14 @@ export function wgslBindings(spec: WgslKernelSpec): WgslBinding[] {
   return out;
 }
 
-/** Emits `for` over the thread's units with the body guarded to real units of a real row. */
-function unitLoop(body: string[]): string {
+/**
+ * Emits `for` over the thread's units with the body guarded to real units of a real row: units
+ * `first + k * T` for k < count (the whole row, or a split chunk).
+ */
+function unitLoop(body: string[], first = 't', count = 'K'): string {
   return [
-    'for (var k = 0u; k < K; k++) {',
-    '  let u = t + k * T;',
+    `for (var k = 0u; k < ${count}; k++) {`,
+    `  let u = ${first} + k * T;`,
     '  if (valid && u < UNITS) {',
     ...body.map((l) => `    ${l}`),
     '  }',
@@ -157,6 +189,11 @@ export function generateWgsl(spec: WgslKernelSpec): WgslKernel {
     T === 1 ? { kind: 'none' } : spec.subgroups && R === 1 ? { kind: 'subgroup', workgroupSize: WG } : { kind: 'tree', rows: R, threadsPerRow: T };
   const sumRed = reductionFn('sum', layout);
   const maxRed = isDynamicQuant(p) ? reductionFn('max', layout) : undefined;
+  const split = spec.splitRow;
+  if (split && (R !== 1 || split.unitsPerWorkgroup % T !== 0 || split.unitsPerWorkgroup % 4 !== 0)) {
+    throw new Error(`splitRow needs one row per workgroup and chunks of whole thread strides and words (C = ${split.unitsPerWorkgroup}, T = ${T})`);
+  }
+  const splitEntryPoints = split ? ['split_sumsq', ...(isDynamicQuant(p) ? ['split_amax'] : []), 'split_norm'] : [];
 
   // ---- header, constants, bindings
   const parts: string[] = [];
@@ -167,6 +204,12 @@ export function generateWgsl(spec: WgslKernelSpec): WgslKernel {
         `, quant ${p.quantType}${isDynamicQuant(p) ? ' (dynamic symmetric)' : ''}, ${p.precisionMode}, ${p.modelType}.`,
       `// ${R} row(s) of ${T} thread(s) per workgroup, vec${vw} units, ${cached ? 'row kept in registers' : 'row read twice (too long for registers)'}` +
         `, ${layout.kind === 'none' ? 'no' : layout.kind} reduction.`,
+      ...(split
+        ? [
+            `// Split-row path for runs of up to ${split.maxRows} row(s): ${split.workgroupsPerRow} workgroups of ${split.unitsPerWorkgroup} units per row` +
+              ` (${splitEntryPoints.join(', ')}).`,
+          ]
+        : []),
       ...enables,
     ].join('\n'),
   );
@@ -236,6 +279,20 @@ export function generateWgsl(spec: WgslKernelSpec): WgslKernel {
     '@builtin(num_workgroups) nwg: vec3<u32>',
   ];
   if (layout.kind === 'subgroup') builtins.push('@builtin(subgroup_invocation_id) sg_lane: u32', '@builtin(subgroup_size) sg_size: u32');
+  const entryPoint = (name: string, body: string[]): string =>
+    `@compute @workgroup_size(${WG})\nfn ${name}(\n${builtins.map((b) => `  ${b},`).join('\n')}\n) {\n${indent(body.join('\n'))}\n}`;
+
+  // int8 saturation bounds in V, and the unit-loop bodies that scale s and store y / q.
+  const [lo, hi] = vw === 1 ? ['-128.0', '127.0'] : [`${V}(-128.0)`, `${V}(127.0)`];
+  const scaleLines = (sOf: string): string[] => {
+    if (p.quantType !== 'int8') return [`store_y(base + u, norm(${sOf}, inv_rms, u));`];
+    const lines = [`let y = round_t(norm(${sOf}, inv_rms, u));`];
+    if (has('y')) lines.push('store_y(base + u, y);');
+    lines.push(`store_q(base + u, clamp(round(quant_in(y, u) / params.scale) + params.offset, ${lo}, ${hi}));`);
+    return lines;
+  };
+  const vOf = (sOf: string): string => `quant_in(round_t(norm(${sOf}, inv_rms, u)), u)`;
+  const dynQLine = (v: string): string => `store_q(base + u, clamp(round(${v} / row_scale), ${lo}, ${hi}));`;
 
   const body: string[] = [];
   body.push(
@@ -257,33 +314,107 @@ export function generateWgsl(spec: WgslKernelSpec): WgslKernel {
   body.push(`let inv_rms = 1.0 / sqrt(reduce_sum(ss${sumRed.args}) / f32(H) + EPS);`);
   if (has('rstd')) body.push('if (valid && t == 0u) { rstd[row] = inv_rms; }');
 
-  // Pass 2: scale (and quantize). int8 saturation bounds in V:
-  const [lo, hi] = vw === 1 ? ['-128.0', '127.0'] : [`${V}(-128.0)`, `${V}(127.0)`];
-  if (p.quantType !== 'int8') {
-    body.push(unitLoop([`store_y(base + u, norm(${sOf}, inv_rms, u));`]));
-  } else if (isStaticQuant(p)) {
-    const lines = [`let y = round_t(norm(${sOf}, inv_rms, u));`];
-    if (has('y')) lines.push('store_y(base + u, y);');
-    lines.push(`store_q(base + u, clamp(round(quant_in(y, u) / params.scale) + params.offset, ${lo}, ${hi}));`);
-    body.push(unitLoop(lines));
+  // Pass 2: scale (and quantize).
+  if (!isDynamicQuant(p)) {
+    body.push(unitLoop(scaleLines(sOf)));
   } else {
     // Dynamic: v stays in registers for the per-row max and the final pass.
-    const vLine = `let v = quant_in(round_t(norm(${sOf}, inv_rms, u)), u);`;
+    const vLine = `let v = ${vOf(sOf)};`;
     body.push('var amax = 0.0;');
     body.push(unitLoop(cached ? [vLine, 'cache[k] = v;', 'amax = max(amax, max_abs(v));'] : [vLine, 'amax = max(amax, max_abs(v));']));
     body.push(`let row_scale = max(reduce_max(amax${maxRed!.args}) / 127.0, 0x1p-23f); // floor: an all-zero row gives q = 0`);
     body.push('if (valid && t == 0u) { scale[row] = row_scale; }');
-    const qv = cached ? 'cache[k]' : `quant_in(round_t(norm(load_s(base + u, u), inv_rms, u)), u)`;
-    body.push(unitLoop([`store_q(base + u, clamp(round(${qv} / row_scale), ${lo}, ${hi}));`]));
+    body.push(unitLoop([dynQLine(cached ? 'cache[k]' : vOf('load_s(base + u, u)'))]));
+  }
+  const entries = [entryPoint('main', body)];
+
+  // ---- split-row path: constants, scratch, helpers, then one entry point per dispatch
+  const splitParts: string[] = [];
+  if (split) {
+    const P = isDynamicQuant(p) ? 2 : 1;
+    splitParts.push(
+      [
+        '// Split-row path: S workgroups per row, each normalizing a chunk of C units (KS per thread).',
+        `const S: u32 = ${split.workgroupsPerRow}u;`,
+        `const C: u32 = ${split.unitsPerWorkgroup}u;`,
+        `const KS: u32 = ${split.unitsPerWorkgroup / T}u;`,
+        `const P: u32 = ${P}u; // partials per chunk: sum of squares${P === 2 ? ', max |v|' : ''}`,
+        `@group(${SPLIT_GROUP}) @binding(0) var<storage, read_write> partials: array<f32>;`,
+      ].join('\n'),
+    );
+    splitParts.push('// Partial p (0: sum of squares, 1: max |v|) of chunk c of a row.\nfn partial_index(row: u32, p: u32, c: u32) -> u32 {\n  return (row * P + p) * S + c;\n}');
+    const sum = bindings.find((b) => b.role === 'sum');
+    if (sum) splitParts.push(loadFn(sum, vw));
+    splitParts.push(
+      '// s again in a later dispatch: ' +
+        (sum ? 'the sum written by split_sumsq, read back.' : `recomputed from the inputs${hasResidual(p) ? ' (x and residual are read again)' : ''}.`) +
+        `\nfn load_s_again(i: u32, u: u32) -> ${V} {\n  return ${sum ? 'load_sum(i)' : 'load_s(i, u)'};\n}`,
+    );
+
+    const prologue = [
+      'let g = wid.x + wid.y * nwg.x;',
+      'let row = g / S;',
+      'let c = g % S; // chunk of the row: units c * C .. c * C + C - 1',
+      'let t = lid;',
+      ...(layout.kind === 'tree' ? ['let r = 0u; // one row per workgroup'] : []),
+      'let valid = row < params.rows;',
+      'let base = row * UNITS;',
+    ];
+    const chunkLoop = (lines: string[]): string => unitLoop(lines, 'c * C + t', 'KS');
+    // This thread's share of the row's S partials p (a sum or a max), then the row's total.
+    const gather = (v: string, p: 0 | 1): string[] => [
+      `var ${v} = 0.0;`,
+      'for (var j = t; valid && j < S; j += T) {',
+      p === 0 ? `  ${v} += partials[partial_index(row, 0u, j)];` : `  ${v} = max(${v}, partials[partial_index(row, 1u, j)]);`,
+      '}',
+    ];
+    const rowInvRms = [...gather('ss', 0), `let inv_rms = 1.0 / sqrt(reduce_sum(ss${sumRed.args}) / f32(H) + EPS);`];
+    const sAgain = 'load_s_again(base + u, u)';
+
+    const sumsq = [...prologue, 'var ss = 0.0;'];
+    sumsq.push(chunkLoop(['let s = load_s(base + u, u);', ...(has('sum') ? ['store_sum(base + u, s);'] : []), 'ss += sum_sq(s);']));
+    sumsq.push(`let chunk_ss = reduce_sum(ss${sumRed.args});`, 'if (valid && t == 0u) { partials[partial_index(row, 0u, c)] = chunk_ss; }');
+    entries.push(entryPoint('split_sumsq', sumsq));
+
+    if (isDynamicQuant(p)) {
+      const amax = [...prologue, ...rowInvRms, 'var amax = 0.0;'];
+      amax.push(chunkLoop([`let v = ${vOf(sAgain)};`, 'amax = max(amax, max_abs(v));']));
+      amax.push(`let chunk_amax = reduce_max(amax${maxRed!.args});`, 'if (valid && t == 0u) { partials[partial_index(row, 1u, c)] = chunk_amax; }');
+      entries.push(entryPoint('split_amax', amax));
+    }
+
+    const fin = [...prologue, ...rowInvRms];
+    if (has('rstd')) fin.push('if (valid && c == 0u && t == 0u) { rstd[row] = inv_rms; }');
+    if (!isDynamicQuant(p)) {
+      fin.push(chunkLoop(scaleLines(sAgain)));
+    } else {
+      fin.push(...gather('amax', 1));
+      fin.push(`let row_scale = max(reduce_max(amax${maxRed!.args}) / 127.0, 0x1p-23f);`);
+      fin.push('if (valid && c == 0u && t == 0u) { scale[row] = row_scale; }');
+      fin.push(chunkLoop([dynQLine(vOf(sAgain))]));
+    }
+    entries.push(entryPoint('split_norm', fin));
   }
 
-  const main = `@compute @workgroup_size(${WG})\nfn main(\n${builtins.map((b) => `  ${b},`).join('\n')}\n) {\n${indent(body.join('\n'))}\n}`;
-  const source = [...parts, ...helpers, main].join('\n\n') + '\n';
+  const source = [...parts, ...helpers, ...splitParts, ...entries].join('\n\n') + '\n';
   return {
     source,
     entryPoint: 'main',
     bindings,
-    dispatch: { workgroupSize: WG, rowsPerWorkgroup: R, threadsPerRow: T, grid: '2d-linear' },
+    dispatch: {
+      workgroupSize: WG,
+      rowsPerWorkgroup: R,
+      threadsPerRow: T,
+      grid: '2d-linear',
+      ...(split && {
+        split: {
+          entryPoints: splitEntryPoints,
+          workgroupsPerRow: split.workgroupsPerRow,
+          maxRows: split.maxRows,
+          partialsPerRow: split.workgroupsPerRow * (isDynamicQuant(p) ? 2 : 1),
+        },
+      }),
+    },
     requiredFeatures: [...(native ? ['shader-f16' as const] : []), ...(layout.kind === 'subgroup' ? ['subgroups' as const] : [])],
   };
 }

@@ -90,7 +90,7 @@ function packFn(p: Packing): string {
   return p === 'bf16x2' ? 'bf16x2_pack' : 'pack2x16float';
 }
 
-/** `fn load_<name>(i: u32) -> V`: one unit of a float tensor, widened to f32. */
+/** `fn load_<name>(i: u32) -> V`: one unit of a float tensor (an input, or an output read back), widened to f32. */
 export function loadFn(b: WgslBinding, vw: VecWidth): string {
   const V = vecF32(vw);
   const head = `fn load_${b.name}(i: u32) -> ${V} {`;
@@ -107,6 +107,7 @@ export function loadFn(b: WgslBinding, vw: VecWidth): string {
       const un = unpackFn(b.packing);
       if (vw === 4) body = `let w = ${b.name}[i];\n  return vec4<f32>(${un}(w.x), ${un}(w.y));`;
       else if (vw === 2) body = `return ${un}(${b.name}[i]);`;
+      else if (b.atomic) body = `return ${un}(atomicLoad(&${b.name}[i >> 1u]))[i & 1u];`; // an output read back
       else body = `return ${un}(${b.name}[i >> 1u])[i & 1u];`;
       break;
     }

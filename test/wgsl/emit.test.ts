@@ -81,9 +81,10 @@ describe('WebGPU emitter', () => {
   });
 
   it('chooses vector width, workgroup size and rows per workgroup from H (KERNELS.md)', () => {
-    const table = [1, 3, 4, 8, 64, 127, 512, 768, 4095, 4096, 8192, 16384].map((H) => {
+    const table = [1, 3, 4, 8, 64, 127, 512, 768, 4095, 4096, 8191, 8192, 16384, 16386, 32767, 65536, 262144].map((H) => {
       const t = chooseTuning(H);
-      return `${H}: vec${t.vecWidth} wg${t.workgroupSize} rows${t.rowsPerWorkgroup}`;
+      const split = t.splitRow ? `, split ${t.splitRow.workgroupsPerRow} x ${t.splitRow.unitsPerWorkgroup} units up to ${t.splitRow.maxRows} rows` : '';
+      return `${H}: vec${t.vecWidth} wg${t.workgroupSize} rows${t.rowsPerWorkgroup}${split}`;
     });
     expect(table).to.deep.equal([
       '1: vec1 wg64 rows64',
@@ -96,8 +97,15 @@ describe('WebGPU emitter', () => {
       '768: vec4 wg64 rows1',
       '4095: vec1 wg256 rows1',
       '4096: vec4 wg256 rows1',
-      '8192: vec4 wg256 rows1',
-      '16384: vec4 wg256 rows1',
+      '8191: vec1 wg256 rows1',
+      // Split-row path from H = 8192: chunks of 2 units per thread, runs of up to 32 rows (fewer
+      // when 4 MiB of fp32 rows would not fit).
+      '8192: vec4 wg256 rows1, split 4 x 512 units up to 32 rows',
+      '16384: vec4 wg256 rows1, split 8 x 512 units up to 32 rows',
+      '16386: vec2 wg256 rows1, split 17 x 512 units up to 32 rows',
+      '32767: vec1 wg256 rows1, split 64 x 512 units up to 32 rows',
+      '65536: vec4 wg256 rows1, split 32 x 512 units up to 16 rows',
+      '262144: vec4 wg256 rows1, split 128 x 512 units up to 4 rows',
     ]);
   });
 
@@ -118,6 +126,8 @@ describe('WebGPU emitter', () => {
     it('every variant and dtype, plus a consumer calling run()', () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rmsfuse-tc-'));
       const descs = VARIANTS.flatMap((v, i) => (['float32', 'float16', 'bfloat16'] as const).map((x) => makeDesc(`n${i}_${x}`, v, x, 4096)));
+      // Kernels with a split-row path (KernelInfo.split).
+      descs.push(makeDesc('split_dyn', findVariant('prenorm int8 dynamic'), 'float16', 16384), makeDesc('split_norm', findVariant('norm'), 'float32', 32767));
       const manifest = emitWebGpu(descs, dir, { features: { shaderF16: true, subgroups: true } });
       fs.writeFileSync(
         path.join(dir, 'consumer.ts'),
@@ -126,6 +136,9 @@ describe('WebGPU emitter', () => {
           'export async function use(device: GPUDevice): Promise<number> {',
           "  const out = await launchers['n0_float32']!.run(device, { 'n0_float32.x': new Float32Array(8192), 'n0_float32.gamma': new Float32Array(4096) }, ['n0_float32.y']);",
           "  return out['n0_float32.y']!.length;",
+          '}',
+          "export function path(device: GPUDevice): 'rows' | 'split' | undefined {",
+          "  return launchers['split_norm']!.plan(device, 1).path === 'split' ? launchers['split_norm']!.lastPlan?.path : undefined;",
           '}',
           '',
         ].join('\n'),

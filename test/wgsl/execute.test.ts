@@ -13,6 +13,10 @@
  * Shapes are a chosen set, not a cross product (SwiftShader is slow): each variant runs in fp32
  * and in packed fp16 on a different shape; together they cover H = 1, 3, 4, 8, 4095, 4096, 16384,
  * odd H for packed fp16 and int8 outputs, rows = 1 and rows = 70000 (2-D dispatch).
+ * The split-row path (few rows of H >= 8192) has its own set below: Norm, PreNorm, PostNorm,
+ * static and dynamic int8 in fp32 and packed fp16 at H = 16384 and 32768 (static int8 at H not a
+ * multiple of 4, where chunks must start on words of the packed output) with rows = 1 and 2,
+ * then the other variants, vec1/vec2 units, bf16, subgroups, a 2-D grid and several chunks.
  * Native fp16 cannot run here (SwiftShader has no shader-f16); validate.test.ts checks it in Tint.
  */
 import { expect } from 'chai';
@@ -21,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FloatDType, FusedNodeDesc } from '../../compiler/op/param.js';
 import { emitWebGpu } from '../../codegen/wgsl/emit.js';
-import type { WgslFeatures } from '../../codegen/wgsl/spec.js';
+import { wgslSpecFromDesc, type WgslFeatures } from '../../codegen/wgsl/spec.js';
 import { nodeGpu, swiftShaderUnavailable, type NodeGpu } from '../../runtime/webgpu/node.js';
 import type { Launcher, LauncherOptions, TensorNames } from '../../runtime/webgpu/runtime.js';
 import { compareOutputs, findVariant, makeData, makeDesc, reference, type DescOptions, type Variant } from './fixtures.js';
@@ -87,9 +91,9 @@ const CASES: Case[] = [
   c('norm int8 dynamic', 'float16', 4095, 3, { subgroups: true, zeroRows: [2] }),
   c('prenorm', 'float16', 2050, 2, { subgroups: true }),
   c('postnorm int8 dynamic', 'float32', 16384, 1, { subgroups: true }),
-  // Rows too long for registers: read again in the later passes.
-  c('norm int8 dynamic', 'float16', 32768, 1, { note: 'row re-read' }),
-  c('prenorm', 'float32', 32768, 2, { note: 'row re-read' }),
+  // Rows too long for registers: read again in the later passes (the one-pass kernel, not the split path).
+  c('norm int8 dynamic', 'float16', 32768, 1, { launcher: { splitRow: 'never' }, note: 'row re-read' }),
+  c('prenorm', 'float32', 32768, 2, { launcher: { splitRow: 'never' }, note: 'row re-read' }),
   // Many rows: a real 2-D dispatch (70000 workgroups of one row each), and a forced one.
   c('norm', 'float32', 129, 70000, { subgroups: true, note: '70000 workgroups' }),
   c('norm int8 dynamic, no beta', 'float16', 8, 70000, { zeroRows: [0, 1, 69999], launcher: { maxWorkgroupsPerDimension: 100 }, note: '2-D grid' }),
@@ -174,6 +178,144 @@ describe('WGSL kernels on SwiftShader (emitted launchers vs CPU reference)', fun
       const want = reference(desc, H, data.ref);
       expect(compareOutputs({ ...desc, outputs: desc.outputs.filter((t) => t.role === 'q') }, got, want, `rows=${rows}`)).to.deep.equal([]);
     }
+  });
+});
+
+interface SplitCase {
+  variant: Variant;
+  x: FloatDType;
+  H: number;
+  desc?: DescOptions;
+  zeroRows?: number[];
+  subgroups?: boolean;
+  note?: string;
+}
+
+const sc = (name: string, x: FloatDType, H: number, more: Partial<SplitCase> = {}): SplitCase => ({ variant: findVariant(name), x, H, ...more });
+
+/** Each runs with rows = 1 and rows = 2 through index.ts (splitRow 'auto'): both must take the split path. */
+const SPLIT_CASES: SplitCase[] = [
+  // The required set: each variant in fp32 and packed fp16, H = 16384 and 32768 between them.
+  sc('norm', 'float32', 16384),
+  sc('norm', 'float16', 32768),
+  sc('prenorm', 'float32', 32768),
+  sc('prenorm', 'float16', 16384),
+  sc('postnorm', 'float32', 16384),
+  sc('postnorm', 'float16', 32768),
+  sc('norm int8 dynamic', 'float32', 32768),
+  sc('norm int8 dynamic', 'float16', 16384),
+  // Static int8 where H is no multiple of 4: vec2 and scalar units, q OR-ed into shared words.
+  sc('norm int8 static', 'float32', 16386),
+  sc('norm int8 static', 'float16', 32767),
+  // The other variants and layouts.
+  sc('norm gemma', 'bfloat16', 16386),
+  sc('prenorm bias', 'float16', 16383, { desc: { weights: 'float32' }, note: 'scalar units: the sum is read back from shared words' }),
+  sc('postnorm bias', 'float32', 8192),
+  sc('prenorm int8 static', 'float16', 16384),
+  sc('postnorm int8 static', 'float32', 32767, { note: 'q and y' }),
+  sc('prenorm int8 dynamic', 'bfloat16', 16384),
+  sc('postnorm int8 dynamic', 'float16', 16390, { zeroRows: [1] }),
+  sc('norm int8 dynamic, no beta', 'float32', 16384, { subgroups: true, zeroRows: [0] }),
+  sc('prenorm high_performance', 'float16', 16384, { subgroups: true }),
+];
+
+const splitLabel = (k: SplitCase): string =>
+  `${k.variant.name} ${k.x} H=${k.H}${k.subgroups ? ' subgroups' : ''}${k.desc?.weights ? ` (${k.desc.weights} weights)` : ''}${k.note ? ` (${k.note})` : ''}`;
+
+describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers vs CPU reference)', function () {
+  this.timeout(120_000);
+  const PORTABLE: WgslFeatures = { shaderF16: false, subgroups: false };
+  const SUBGROUPS: WgslFeatures = { shaderF16: false, subgroups: true };
+  const descs = SPLIT_CASES.map((k, i) => makeDesc(`split${i}`, k.variant, k.x, k.H, k.desc));
+  const specOf = (i: number) => wgslSpecFromDesc(descs[i]!, SPLIT_CASES[i]!.subgroups ? SUBGROUPS : PORTABLE);
+  const names = (d: FusedNodeDesc): TensorNames => ({ inputs: d.inputs.map((t) => t.name), outputs: d.outputs.map((t) => t.name) });
+
+  before(async function () {
+    const why = swiftShaderUnavailable();
+    if (why) {
+      console.warn(`      skipped: ${why}`);
+      this.skip();
+    }
+    gpu = await nodeGpu('swiftshader');
+    await emitAndImport(descs.filter((_, i) => !SPLIT_CASES[i]!.subgroups), PORTABLE);
+    await emitAndImport(descs.filter((_, i) => SPLIT_CASES[i]!.subgroups), SUBGROUPS);
+  });
+
+  after(() => {
+    for (const e of emitted) fs.rmSync(e.dir, { recursive: true, force: true });
+    emitted = [];
+  });
+
+  SPLIT_CASES.forEach((k, i) => {
+    it(splitLabel(k), async function () {
+      const desc = descs[i]!;
+      const split = specOf(i).splitRow!;
+      const launcher = indexLaunchers[desc.node]!;
+      const entryPoints = ['split_sumsq', ...(k.variant.param.dynamicQuant === 'symmetric' ? ['split_amax'] : []), 'split_norm'];
+      for (const rows of [1, 2]) {
+        const data = makeData(desc, k.H, rows, { seed: 2000 + 10 * i + rows, zeroRows: k.zeroRows?.filter((r) => r < rows) });
+        const got = await launcher.run(gpu!.device, data.inputs);
+        // The run took the split path: S workgroups per row in each of its dispatches.
+        expect(launcher.lastPlan).to.deep.equal({
+          path: 'split',
+          chunks: [{ startRow: 0, rows, dispatches: entryPoints.map((entryPoint) => ({ entryPoint, workgroups: [rows * split.workgroupsPerRow, 1] })) }],
+        });
+        const want = reference(desc, k.H, data.ref);
+        expect(compareOutputs(desc, got, want, `${splitLabel(k)} rows=${rows}`)).to.deep.equal([]);
+        for (const r of k.zeroRows ?? []) {
+          if (r >= rows) continue;
+          // An all-zero row without beta: the scale floor 2^-23 and q = 0 (SPEC 2), agreed across the row's workgroups.
+          expect((got[`${desc.node}.scale`] as Float32Array)[r]).to.equal(2 ** -23);
+          expect((got[`${desc.node}.q`] as Int8Array).subarray(r * k.H, (r + 1) * k.H).every((v) => v === 0)).to.equal(true);
+        }
+      }
+    });
+  });
+
+  it('picks the split path from the row count (maxRows), and only where the kernel has one', function () {
+    const i = SPLIT_CASES.findIndex((k) => k.variant.name === 'norm' && k.x === 'float32');
+    const desc = descs[i]!;
+    const { maxRows, workgroupsPerRow } = specOf(i).splitRow!;
+    expect(maxRows).to.equal(32);
+    const auto = launchers.get(desc.node)!(names(desc));
+    expect(auto.plan(gpu!.device, maxRows).path).to.equal('split');
+    expect(auto.plan(gpu!.device, maxRows + 1)).to.deep.equal({
+      path: 'rows',
+      chunks: [{ startRow: 0, rows: maxRows + 1, dispatches: [{ entryPoint: 'main', workgroups: [maxRows + 1, 1] }] }],
+    });
+    expect(launchers.get(desc.node)!(names(desc), { splitRow: 'never' }).plan(gpu!.device, 1).path).to.equal('rows');
+    expect(launchers.get(desc.node)!(names(desc), { splitRow: 'always' }).plan(gpu!.device, 1000).chunks[0]!.dispatches).to.deep.equal([
+      { entryPoint: 'split_sumsq', workgroups: [1000 * workgroupsPerRow, 1] },
+      { entryPoint: 'split_norm', workgroups: [1000 * workgroupsPerRow, 1] },
+    ]);
+    // H = 4096 kernels have no split path: 'always' changes nothing.
+    const short = CASES.findIndex((k) => k.variant.name === 'norm' && k.H === 4096);
+    const d4096 = makeDesc(`case${short}`, CASES[short]!.variant, CASES[short]!.x, 4096);
+    expect(launchers.get(d4096.node)!(names(d4096), { splitRow: 'always' }).plan(gpu!.device, 1).path).to.equal('rows');
+  });
+
+  it("'always' with a 2-D grid and several chunks of rows (binding limit); the same kernel's one-pass path agrees", async function () {
+    const i = SPLIT_CASES.findIndex((k) => k.variant.name === 'postnorm bias');
+    const k = SPLIT_CASES[i]!;
+    const desc = descs[i]!;
+    const rows = 5;
+    const S = specOf(i).splitRow!.workgroupsPerRow;
+    // 2 rows per chunk (one fp32 row is 32 KiB), at most 3 workgroups per dimension.
+    const options: LauncherOptions = { splitRow: 'always', maxBindingBytes: 2 * k.H * 4 + 3, maxWorkgroupsPerDimension: 3 };
+    const split = launchers.get(desc.node)!(names(desc), options);
+    const data = makeData(desc, k.H, rows, { seed: 7 });
+    const want = reference(desc, k.H, data.ref);
+    const got = await split.run(gpu!.device, data.inputs);
+    expect(split.lastPlan!.path).to.equal('split');
+    expect(split.lastPlan!.chunks.map((c) => [c.startRow, c.rows, c.dispatches[0]!.workgroups])).to.deep.equal([
+      [0, 2, [3, Math.ceil((2 * S) / 3)]],
+      [2, 2, [3, Math.ceil((2 * S) / 3)]],
+      [4, 1, [3, Math.ceil(S / 3)]],
+    ]);
+    expect(compareOutputs(desc, got, want, 'split, 2-D, 3 chunks')).to.deep.equal([]);
+    const onePass = launchers.get(desc.node)!(names(desc), { splitRow: 'never' });
+    expect(compareOutputs(desc, await onePass.run(gpu!.device, data.inputs), want, 'one-pass')).to.deep.equal([]);
+    expect(onePass.lastPlan!.path).to.equal('rows');
   });
 });
 

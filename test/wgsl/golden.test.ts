@@ -42,6 +42,9 @@ const GOLDEN: GoldenSpec[] = [
   { name: 'postnorm_int8_static_f32_h127', variant: 'postnorm int8 static', x: 'float32', H: 127, features: PORTABLE },
   { name: 'prenorm_int8_dynamic_f16_native_subgroups_h4096', variant: 'prenorm int8 dynamic', x: 'float16', H: 4096, features: FULL },
   { name: 'norm_int8_dynamic_f32_h32768', variant: 'norm int8 dynamic', x: 'float32', H: 32768, features: PORTABLE },
+  // Split-row path: the sum read back from shared words (scalar units), and subgroups with x + residual recomputed.
+  { name: 'prenorm_bias_f16_packed_h16383', variant: 'prenorm bias', x: 'float16', H: 16383, features: PORTABLE },
+  { name: 'postnorm_f16_native_subgroups_h16384', variant: 'postnorm', x: 'float16', H: 16384, features: FULL },
 ];
 
 function checkGolden(file: string, actual: string): void {

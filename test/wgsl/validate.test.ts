@@ -5,7 +5,8 @@
  *
  * The matrix: every variant x activation dtype x feature set x a set of H that reaches every
  * layout (vec4/vec2/scalar units, multi-row workgroups, one thread per row, one row per
- * workgroup, rows too long for registers).
+ * workgroup, rows too long for registers, the split-row path). Every entry point of a kernel
+ * (`main` and the split path's) gets its pipeline.
  */
 import { expect } from 'chai';
 import type { FloatDType } from '../../compiler/op/param.js';
@@ -14,7 +15,7 @@ import { wgslSpecFromDesc, type WgslFeatures } from '../../codegen/wgsl/spec.js'
 import { nodeGpu, type NodeGpu } from '../../runtime/webgpu/node.js';
 import { VARIANTS, makeDesc, type DescOptions } from './fixtures.js';
 
-const HS = [1, 2, 3, 4, 6, 8, 127, 130, 768, 4095, 4096, 16383, 65536];
+const HS = [1, 2, 3, 4, 6, 8, 127, 130, 768, 4095, 4096, 16383, 16386, 65536];
 const X_TYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const FEATURES: WgslFeatures[] = [
   { shaderF16: false, subgroups: false },
@@ -49,13 +50,17 @@ describe('WGSL kernels validate in Tint (dawn null backend)', function () {
               seen.add(k.source);
               count++;
               const T = spec.workgroupSize / spec.rowsPerWorkgroup;
-              layouts.add(`vec${spec.vecWidth} R=${spec.rowsPerWorkgroup > 1 ? 'many' : 1} T=${T === 1 ? 1 : 'many'} ${Math.ceil(H / spec.vecWidth / T) * spec.vecWidth > CACHE_FLOATS ? 'reread' : 'cached'} ${spec.f16} sg=${spec.subgroups}`);
+              layouts.add(
+                `vec${spec.vecWidth} R=${spec.rowsPerWorkgroup > 1 ? 'many' : 1} T=${T === 1 ? 1 : 'many'} ${Math.ceil(H / spec.vecWidth / T) * spec.vecWidth > CACHE_FLOATS ? 'reread' : 'cached'} ${spec.f16} sg=${spec.subgroups}${spec.splitRow ? ' split' : ''}`,
+              );
               device.pushErrorScope('validation');
               const module = device.createShaderModule({ code: k.source });
               const info = await module.getCompilationInfo();
               const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
               if (errors.length === 0) {
-                await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: k.entryPoint } }).catch((e: Error) => errors.push(e.message));
+                for (const entryPoint of [k.entryPoint, ...(k.dispatch.split?.entryPoints ?? [])]) {
+                  await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint } }).catch((e: Error) => errors.push(`${entryPoint}: ${e.message}`));
+                }
               }
               const scoped = await device.popErrorScope();
               if (scoped) errors.push(scoped.message);
@@ -71,6 +76,7 @@ describe('WGSL kernels validate in Tint (dawn null backend)', function () {
     expect([...layouts].some((l) => l.includes('native'))).to.equal(true);
     expect([...layouts].some((l) => l.includes('reread'))).to.equal(true);
     expect([...layouts].some((l) => l.includes('sg=true'))).to.equal(true);
+    for (const vw of [1, 2, 4]) expect([...layouts].some((l) => l.startsWith(`vec${vw}`) && l.endsWith('split'))).to.equal(true);
   });
 
   it('reports a shader error (the check above can fail)', async function () {

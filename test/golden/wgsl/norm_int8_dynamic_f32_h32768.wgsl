@@ -1,5 +1,6 @@
 // rmsfuse Norm kernel: x float32, H = 32768, epsilon = 0.00001, quant int8 (dynamic symmetric), high_precision, llama.
 // 1 row(s) of 256 thread(s) per workgroup, vec4 units, row read twice (too long for registers), tree reduction.
+// Split-row path for runs of up to 32 row(s): 16 workgroups of 512 units per row (split_sumsq, split_amax, split_norm).
 
 const H: u32 = 32768u;
 const UNITS: u32 = 8192u; // vec4 units per row
@@ -91,6 +92,23 @@ fn reduce_max(v: f32, r: u32, t: u32) -> f32 {
   return total;
 }
 
+// Split-row path: S workgroups per row, each normalizing a chunk of C units (KS per thread).
+const S: u32 = 16u;
+const C: u32 = 512u;
+const KS: u32 = 2u;
+const P: u32 = 2u; // partials per chunk: sum of squares, max |v|
+@group(1) @binding(0) var<storage, read_write> partials: array<f32>;
+
+// Partial p (0: sum of squares, 1: max |v|) of chunk c of a row.
+fn partial_index(row: u32, p: u32, c: u32) -> u32 {
+  return (row * P + p) * S + c;
+}
+
+// s again in a later dispatch: recomputed from the inputs.
+fn load_s_again(i: u32, u: u32) -> vec4<f32> {
+  return load_s(i, u);
+}
+
 @compute @workgroup_size(256)
 fn main(
   @builtin(local_invocation_index) lid: u32,
@@ -125,6 +143,93 @@ fn main(
     let u = t + k * T;
     if (valid && u < UNITS) {
       store_q(base + u, clamp(round(quant_in(round_t(norm(load_s(base + u, u), inv_rms, u)), u) / row_scale), vec4<f32>(-128.0), vec4<f32>(127.0)));
+    }
+  }
+}
+
+@compute @workgroup_size(256)
+fn split_sumsq(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let g = wid.x + wid.y * nwg.x;
+  let row = g / S;
+  let c = g % S; // chunk of the row: units c * C .. c * C + C - 1
+  let t = lid;
+  let r = 0u; // one row per workgroup
+  let valid = row < params.rows;
+  let base = row * UNITS;
+  var ss = 0.0;
+  for (var k = 0u; k < KS; k++) {
+    let u = c * C + t + k * T;
+    if (valid && u < UNITS) {
+      let s = load_s(base + u, u);
+      ss += sum_sq(s);
+    }
+  }
+  let chunk_ss = reduce_sum(ss, r, t);
+  if (valid && t == 0u) { partials[partial_index(row, 0u, c)] = chunk_ss; }
+}
+
+@compute @workgroup_size(256)
+fn split_amax(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let g = wid.x + wid.y * nwg.x;
+  let row = g / S;
+  let c = g % S; // chunk of the row: units c * C .. c * C + C - 1
+  let t = lid;
+  let r = 0u; // one row per workgroup
+  let valid = row < params.rows;
+  let base = row * UNITS;
+  var ss = 0.0;
+  for (var j = t; valid && j < S; j += T) {
+    ss += partials[partial_index(row, 0u, j)];
+  }
+  let inv_rms = 1.0 / sqrt(reduce_sum(ss, r, t) / f32(H) + EPS);
+  var amax = 0.0;
+  for (var k = 0u; k < KS; k++) {
+    let u = c * C + t + k * T;
+    if (valid && u < UNITS) {
+      let v = quant_in(round_t(norm(load_s_again(base + u, u), inv_rms, u)), u);
+      amax = max(amax, max_abs(v));
+    }
+  }
+  let chunk_amax = reduce_max(amax, r, t);
+  if (valid && t == 0u) { partials[partial_index(row, 1u, c)] = chunk_amax; }
+}
+
+@compute @workgroup_size(256)
+fn split_norm(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let g = wid.x + wid.y * nwg.x;
+  let row = g / S;
+  let c = g % S; // chunk of the row: units c * C .. c * C + C - 1
+  let t = lid;
+  let r = 0u; // one row per workgroup
+  let valid = row < params.rows;
+  let base = row * UNITS;
+  var ss = 0.0;
+  for (var j = t; valid && j < S; j += T) {
+    ss += partials[partial_index(row, 0u, j)];
+  }
+  let inv_rms = 1.0 / sqrt(reduce_sum(ss, r, t) / f32(H) + EPS);
+  var amax = 0.0;
+  for (var j = t; valid && j < S; j += T) {
+    amax = max(amax, partials[partial_index(row, 1u, j)]);
+  }
+  let row_scale = max(reduce_max(amax, r, t) / 127.0, 0x1p-23f);
+  if (valid && c == 0u && t == 0u) { scale[row] = row_scale; }
+  for (var k = 0u; k < KS; k++) {
+    let u = c * C + t + k * T;
+    if (valid && u < UNITS) {
+      store_q(base + u, clamp(round(quant_in(round_t(norm(load_s_again(base + u, u), inv_rms, u)), u) / row_scale), vec4<f32>(-128.0), vec4<f32>(127.0)));
     }
   }
 }
