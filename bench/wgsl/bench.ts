@@ -10,7 +10,10 @@
  *
  *   npx tsx bench/wgsl/bench.ts [--adapter swiftshader|default] [--dtype float32|float16]
  *                               [--runs N] [--rows 1,64,4096] [--H 4096,8192] [--no-ort]
+ *                               [--split auto|always|never]
  *
+ * --split is the launchers' splitRow option: 'auto' takes the split-row path for few rows of
+ * H >= 8192 (column `path`), 'never' / 'always' compare it with the one-pass kernel.
  * SwiftShader figures are a sanity check only (KERNELS.md: never tune for it).
  */
 import { spawnSync } from 'node:child_process';
@@ -22,7 +25,7 @@ import { parseArgs } from 'node:util';
 import type { FloatDType } from '../../compiler/op/param.js';
 import { emitWebGpu } from '../../codegen/wgsl/emit.js';
 import { childGpuEnv, nodeGpu, swiftShaderUnavailable, type Backend } from '../../runtime/webgpu/node.js';
-import { elementBytes, timeDispatches, type KernelInfo, type Launcher, type TensorData } from '../../runtime/webgpu/runtime.js';
+import { elementBytes, timeDispatches, type KernelInfo, type Launcher, type LauncherOptions, type TensorData, type TensorNames } from '../../runtime/webgpu/runtime.js';
 import { findVariant, makeData, makeDesc } from '../../test/wgsl/fixtures.js';
 import type { OrtCase } from './ort-child.js';
 
@@ -34,11 +37,14 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '1,64,4096' },
     H: { type: 'string', default: '4096,8192' },
     'no-ort': { type: 'boolean', default: false },
+    split: { type: 'string', default: 'auto' },
   },
 });
 const backend = (args.adapter ?? (swiftShaderUnavailable() ? 'default' : 'swiftshader')) as Backend;
 const dtype = args.dtype as FloatDType;
 const runs = Number(args.runs);
+const splitRow = args.split as 'auto' | 'always' | 'never';
+if (!['auto', 'always', 'never'].includes(splitRow)) throw new Error(`--split must be auto, always or never, got ${splitRow}`);
 const ROWS = args.rows!.split(',').map(Number);
 const HS = args.H!.split(',').map(Number);
 const KINDS = [
@@ -89,9 +95,9 @@ const features = { shaderF16: device.features.has('shader-f16'), subgroups: devi
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rmsfuse-bench-'));
 const descs = cases.map((c, i) => makeDesc(`b${i}`, findVariant(c.kind.variant), dtype, c.H));
 const manifest = emitWebGpu(descs, dir, { features });
-const { launchers } = (await import(path.join(dir, 'index.ts'))) as { launchers: Record<string, Launcher> };
-const kernelInfo = new Map<string, KernelInfo>();
-for (const id of Object.keys(manifest.kernels)) kernelInfo.set(id, ((await import(path.join(dir, 'kernels', `${id}.ts`))) as { kernel: KernelInfo }).kernel);
+type KernelModule = { kernel: KernelInfo; createLauncher: (names: TensorNames, options?: LauncherOptions) => Launcher };
+const modules = new Map<string, KernelModule>();
+for (const id of Object.keys(manifest.kernels)) modules.set(id, (await import(path.join(dir, 'kernels', `${id}.ts`))) as KernelModule);
 
 /** Minimal bytes of one run: row tensors once, per-row outputs, gamma once (KERNELS.md). */
 function minimalBytes(k: KernelInfo, rows: number): number {
@@ -142,14 +148,16 @@ interface Row {
   copyGbs: number;
   ratio: number;
   runMs: number;
+  path: string;
   ortMs?: number;
   speedup?: number;
 }
 const rows: Row[] = [];
 for (const [i, c] of cases.entries()) {
   const d = descs[i]!;
-  const launcher = launchers[d.node]!;
-  const k = kernelInfo.get(manifest.nodes[d.node]!.kernel)!;
+  const mod = modules.get(manifest.nodes[d.node]!.kernel)!;
+  const launcher = mod.createLauncher({ inputs: d.inputs.map((t) => t.name), outputs: d.outputs.map((t) => t.name) }, { splitRow });
+  const k = mod.kernel;
   const { inputs } = makeData(d, c.H, c.rows, { seed: i });
   const bytes = minimalBytes(k, c.rows);
   // Calibrate: about 0.3 s of GPU time per measurement, at least 2 and at most 2000 dispatches.
@@ -173,7 +181,8 @@ for (const [i, c] of cases.entries()) {
   }
   const runMs = median(wall);
   const o = ortMs.get(c.key);
-  rows.push({ c, mb: bytes / 1e6, kernelUs: ns / 1e3, gbs: bytes / ns, copyGbs: copy, ratio: bytes / ns / copy, runMs, ortMs: o, speedup: o !== undefined ? o / runMs : undefined });
+  const pathTaken = launcher.lastPlan?.path ?? 'n/a';
+  rows.push({ c, mb: bytes / 1e6, kernelUs: ns / 1e3, gbs: bytes / ns, copyGbs: copy, ratio: bytes / ns / copy, runMs, path: pathTaken, ortMs: o, speedup: o !== undefined ? o / runMs : undefined });
   process.stderr.write(`.`);
 }
 process.stderr.write('\n');
@@ -182,11 +191,13 @@ fs.rmSync(dir, { recursive: true, force: true });
 const info = adapter.info;
 console.log(`adapter: ${[info.vendor, info.architecture, info.description].filter(Boolean).join(' ')} (${backend}); x ${dtype}; features: ${JSON.stringify(features)}`);
 console.log('bytes = SPEC minimum (row tensors once, per-row outputs, gamma once); ratio = achieved / copy bandwidth; run() and ORT = median wall ms incl. upload and readback');
-const head = ['variant', 'H', 'rows', 'MB', 'kernel us', 'GB/s', 'copy GB/s', 'ratio', 'run() ms', 'ORT ms', 'speed-up'];
+console.log(`path: one-pass kernel (rows) or split-row path (split); --split ${splitRow}`);
+const head = ['variant', 'H', 'rows', 'path', 'MB', 'kernel us', 'GB/s', 'copy GB/s', 'ratio', 'run() ms', 'ORT ms', 'speed-up'];
 const table = rows.map((r) => [
   r.c.kind.kind,
   String(r.c.H),
   String(r.c.rows),
+  r.path,
   r.mb.toFixed(2),
   r.kernelUs.toFixed(1),
   r.gbs.toFixed(2),
