@@ -25,7 +25,8 @@
  * Later dispatches re-read s: PreNorm reads back its sum output, PostNorm reads x and residual
  * again (no scratch copy of s: writing and reading one costs as many bytes, and a re-read of few
  * rows is served from L2). Every workgroup of a row reduces the same partials with the same code,
- * so all agree on rstd and scale.
+ * so all agree on rstd and scale (with subgroups, a device whose subgroup size differed between
+ * split_amax and split_norm could move rstd by an ulp between them: q stays within SPEC's |diff| <= 1).
  *
  * The arithmetic follows runtime/reference.ts (SPEC section 2) operation by operation.
  */
