@@ -296,6 +296,8 @@ export interface InspectFusion {
   remarks: Remark[];
   /** Time the passes took. */
   ms: number;
+  /** Set where the passes stopped with a user error (e.g. a limit); the rest of the summary stands. */
+  error?: string;
 }
 
 export interface InspectOptions {
@@ -315,10 +317,15 @@ export interface InspectOptions {
 export function inspectModel(model: Model, options: InspectOptions = {}): InspectResult {
   const info = summarize(model);
   if (!options.fusion) return info;
-  const target = options.fusion === true ? {} : options.fusion;
+  const fusion = options.fusion === true ? {} : options.fusion;
   const work = options.consume ? model : copyModel(model);
-  const report = optimizeModel(work, target);
-  return { ...info, fusion: { target: report.target, format: report.format, fused: report.fused, remarks: report.remarks, ms: report.totalMs ?? 0 } };
+  try {
+    const report = optimizeModel(work, fusion);
+    return { ...info, fusion: { target: report.target, format: report.format, fused: report.fused, remarks: report.remarks, ms: report.totalMs ?? 0 } };
+  } catch (e) {
+    if (!(e instanceof RmsfuseError) || e.exitCode === 2) throw e; // bugs and usage errors are not the model's
+    return { ...info, fusion: { target: fusion.target ?? 'none', format: fusion.format ?? 'rmsfuse', fused: [], remarks: [], ms: 0, error: e.message } };
+  }
 }
 
 /** A deep copy whose external-data references point at the copy's tensors. */

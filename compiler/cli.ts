@@ -84,6 +84,7 @@ export function reportError(e: unknown, io: CliIO, debug: boolean): number {
   if (e instanceof CommanderError) {
     // Commander has printed its message already (`error: ...` or the help text).
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.OK;
+    if (e.code === 'commander.help' && e.exitCode === 0) return EXIT.OK; // `rmsfuse help CMD`
     return EXIT.USAGE;
   }
   if (e instanceof RmsfuseError) {
@@ -204,7 +205,7 @@ function buildProgram(io: CliIO): Command {
     .argument('<in>', 'input model (.onnx)')
     .addOption(new Option('--target <target>', 'list what this target would fuse').choices([...TARGETS]))
     .option('--json', 'print the summary as JSON')
-    .option('--debug', 'stack traces on errors')
+    .option('--debug', 'print per-rule match statistics, and stack traces on errors')
     .addHelpText('after', INSPECT_HELP)
     .action(async (input: string, flags: InspectFlags) => {
       const progress = flags.json ? undefined : await Progress.open(io, 2);
@@ -393,7 +394,7 @@ const byOpType = (fused: readonly FusedSite[]): string => {
   return [...byOp].map(([op, n]) => `${op} ${n}`).join(', ');
 };
 
-const remarkLine = (r: Remark, s: Style): string => `    - ${s.yellow(`${r.graph ? `${r.graph}/` : ''}${r.node}`)}: ${r.reason}`;
+const remarkLine = (r: Remark, s: Style, indent = '    '): string => `${indent}- ${s.yellow(`${r.graph ? `${r.graph}/` : ''}${r.node}`)}: ${r.reason}`;
 
 /** What optimize did, for people (stderr): sites fused by type, near misses, data files, time. */
 export function summary(report: OptimizeReport, input: string, output: string, reportFile?: string, s: Style = PLAIN): string {
@@ -456,7 +457,8 @@ export function formatInspect(info: InspectResult, s: Style = PLAIN): string {
   }
   if (info.fusion) {
     const f = info.fusion;
-    lines.push(
+    if (f.error) lines.push(`${head('would fuse')} (target ${f.target}): unknown, the passes stopped: ${f.error}`);
+    else lines.push(
       `${head('would fuse')} (target ${f.target}): ` +
         (f.fused.length === 0 ? s.yellow('nothing') : `${s.green(`${f.fused.length} site(s)`)}: ${byOpType(f.fused)}`),
     );
@@ -464,8 +466,8 @@ export function formatInspect(info: InspectResult, s: Style = PLAIN): string {
     for (const x of f.fused) {
       lines.push(`  ${x.op_type.padEnd(width)}  ${x.graph ? `${x.graph}/` : ''}${x.node}  ${s.dim(`(replaces ${x.replaced.length} nodes)`)}`);
     }
-    lines.push(`${head('would not fuse')} (near misses): ${f.remarks.length}`);
-    for (const r of f.remarks) lines.push(remarkLine(r, s));
+    if (!f.error) lines.push(`${head('would not fuse')} (near misses): ${f.remarks.length}`);
+    for (const r of f.remarks) lines.push(remarkLine(r, s, '  '));
   }
   lines.push(head('ops:'));
   const width = Math.max(0, ...Object.keys(info.ops).map((k) => k.length));

@@ -85,14 +85,14 @@ export function renderMarkdownReport(report: Report): string {
   } else {
     const kernels = report.emitted?.nodes;
     lines.push(
-      '| # | node | op type | graph | epsilon | quant | dynamic quant | precision | model | rstd | bias | replaced | notes |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| node | op type | graph | epsilon | quant | dynamic quant | precision | model | rstd | bias | replaced nodes | notes |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
-    report.fused.forEach((f, i) => {
+    for (const f of report.fused) {
       const a = f.attributes;
-      const plain = [f.op_type, f.graph || 'main', a.epsilon, a.quant_type, a.dynamic_quant, a.precision_mode, a.model_type, a.rstd, a.has_bias, f.replaced.length].map(cell);
-      lines.push(`| ${[String(i + 1), code(f.node), ...plain, cell((f.notes ?? []).join('; '))].join(' | ')} |`);
-    });
+      const row = [f.node, f.op_type, f.graph || 'main', a.epsilon, a.quant_type, a.dynamic_quant, a.precision_mode, a.model_type, a.rstd, a.has_bias, f.replaced.join(', '), (f.notes ?? []).join('; ')];
+      lines.push(`| ${row.map(cell).join(' | ')} |`);
+    }
     lines.push('');
     const drawn = report.fused.slice(0, MAX_DIAGRAMS);
     drawn.forEach((f, i) => {
@@ -113,7 +113,7 @@ export function renderMarkdownReport(report: Report): string {
     lines.push('No near misses.', '');
   } else {
     lines.push('Near misses: candidates that were not fused, and why.', '', '| node | graph | reason |', '|---|---|---|');
-    for (const r of report.remarks) lines.push(`| ${[code(r.node), cell(r.graph || 'main'), cell(r.reason)].join(' | ')} |`);
+    for (const r of report.remarks) lines.push(`| ${[r.node, r.graph || 'main', r.reason].map(cell).join(' | ')} |`);
     lines.push('');
   }
 
