@@ -30,7 +30,7 @@
  *
  * The arithmetic follows runtime/reference.ts (SPEC section 2) operation by operation.
  */
-import { hasResidual, isDynamicQuant, isStaticQuant, signature, type DType, type FloatDType, type InputRole, type OutputRole } from '../../compiler/op/param.js';
+import { hasResidual, isDynamicQuant, signature, type DType, type FloatDType, type InputRole, type OutputRole } from '../../compiler/op/param.js';
 import {
   BF16_HELPERS,
   declareBinding,
