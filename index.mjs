@@ -12,6 +12,7 @@ export const {
   inspectModel,
   writeReport,
   renderMarkdownReport,
+  renderJsonReport,
   selectPasses,
   FORMATS,
   TARGETS,

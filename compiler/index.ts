@@ -17,6 +17,7 @@ export {
   inspectModel,
   writeReport,
   renderMarkdownReport,
+  renderJsonReport,
   selectPasses,
   FORMATS,
   type LoadModelOptions,
@@ -25,6 +26,9 @@ export {
   type OptimizeReport,
   type PhaseTimings,
   type InspectResult,
+  type InspectOptions,
+  type InspectFusion,
+  type OptimizePhase,
   type TensorInfo,
   type OutputFormat,
 } from './api.js';
@@ -32,7 +36,7 @@ export type { SaveOptions, SaveResult, CopyProgress, ExternalFileAction } from '
 export { RmsfuseError } from './errors.js';
 export { Model, Graph, Node, type Value } from './ir/graph.js';
 export type { TensorType, Dim } from './ir/types.js';
-export type { Report, FusedSite, Remark, PassTiming, Pass, PassContext } from './pass-manager.js';
+export type { Report, FusedSite, SiteNode, Remark, PassTiming, Pass, PassContext } from './pass-manager.js';
 export type { FusedAttributes, RmsNormParam } from './op/param.js';
 export { TARGETS, type Target } from './op/target.js';
 export { decodeModel, encodeModel } from './onnx/model.js';
