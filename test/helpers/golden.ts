@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import { unifiedDiff } from '../wgsl/unified-diff.js';
+import { unifiedDiff } from './unified-diff.js';
 
 export const ACCEPT_GOLDEN = process.env.RMSFUSE_ACCEPT_GOLDEN === '1';
 

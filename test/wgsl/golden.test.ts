@@ -5,18 +5,16 @@
  * A refactor of the generators shows no golden diff.
  */
 import { expect } from 'chai';
-import fs from 'node:fs';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FloatDType } from '../../compiler/op/param.js';
 import { launcherModule } from '../../codegen/wgsl/emit.js';
 import { generateWgsl } from '../../codegen/wgsl/generate.js';
 import { kernelId, wgslSpecFromDesc, type WgslFeatures } from '../../codegen/wgsl/spec.js';
 import { findVariant, makeDesc, type DescOptions } from './fixtures.js';
-import { unifiedDiff } from './unified-diff.js';
+import { goldenChecker } from '../helpers/golden.js';
+import { unifiedDiff } from '../helpers/unified-diff.js';
 
 const GOLDEN_DIR = fileURLToPath(new URL('../golden/wgsl/', import.meta.url));
-const ACCEPT = process.env.RMSFUSE_ACCEPT_GOLDEN === '1';
 
 const PORTABLE: WgslFeatures = { shaderF16: false, subgroups: false };
 const FULL: WgslFeatures = { shaderF16: true, subgroups: true };
@@ -47,19 +45,7 @@ const GOLDEN: GoldenSpec[] = [
   { name: 'postnorm_f16_native_subgroups_h16384', variant: 'postnorm', x: 'float16', H: 16384, features: FULL },
 ];
 
-function checkGolden(file: string, actual: string): void {
-  const full = path.join(GOLDEN_DIR, file);
-  if (ACCEPT) {
-    fs.mkdirSync(GOLDEN_DIR, { recursive: true });
-    fs.writeFileSync(full, actual);
-    return;
-  }
-  if (!fs.existsSync(full)) throw new Error(`golden file ${path.relative(process.cwd(), full)} is missing; run \`npm run golden:accept\``);
-  const expected = fs.readFileSync(full, 'utf8');
-  if (expected !== actual) {
-    expect.fail(`${file} differs from its golden file; review the diff and run \`npm run golden:accept\` to accept it:\n${unifiedDiff(expected, actual, file)}`);
-  }
-}
+const checkGolden = goldenChecker(GOLDEN_DIR);
 
 describe('WGSL golden files (test/golden/wgsl)', () => {
   for (const g of GOLDEN) {
