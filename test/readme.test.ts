@@ -81,6 +81,10 @@ describe('README commands', function () {
   this.timeout(60_000);
   const tmp = scratch();
   after(() => tmp.cleanup());
+  // One scratch folder per README: a command may read what an earlier one in the same file wrote
+  // (e.g. `ascendc:check` on the kernels the line before emitted), as a reader running them would.
+  const dirs = new Map<string, string>();
+  const dirFor = (file: string) => dirs.get(file) ?? dirs.set(file, tmp.dir('rmsfuse-readme-')).get(file)!;
 
   it('the READMEs show commands, and each is run here or skipped with a reason', () => {
     expect(commands.filter((c) => RUN.some((r) => r.test(c.text))).length).to.be.greaterThan(5);
@@ -96,7 +100,7 @@ describe('README commands', function () {
     }
     if (!RUN.some((r) => r.test(c.text))) continue;
     it(`${c.file}:${c.line}: ${c.text}`, async () => {
-      const { text, outputs } = relocate(c.text, tmp.dir('rmsfuse-readme-'));
+      const { text, outputs } = relocate(c.text, dirFor(c.file));
       const r = await run(text);
       expect(r.code, `${text}\n${r.output}`).to.equal(0);
       for (const o of outputs) expect(fs.existsSync(o), `${o} (from ${c.text})`).to.equal(true);
