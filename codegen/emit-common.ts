@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { VariableDeclarationKind } from 'ts-morph';
-import { toAttributes, type FusedNodeDesc } from '../compiler/op/param.js';
+import { VariableDeclarationKind, type SourceFile } from 'ts-morph';
+import { toAttributes, type FusedNodeDesc, type Signature } from '../compiler/op/param.js';
 import { emitProject, literal, printModule, quote } from './launcher/ts-emit.js';
 import type { Manifest, ManifestKernel } from './manifest.js';
 
@@ -69,6 +69,27 @@ export function indexModule(descs: FusedNodeDesc[], idOf: Map<FusedNodeDesc, str
       docs: ['Fused node name -> its launcher: `launchers[node].run(device, inputs, outputs?)`.'],
       declarations: [{ name: 'launchers', type: 'Record<string, Launcher>', initializer: `{\n${entries.join('\n')}\n}` }],
     });
+  });
+}
+
+/**
+ * A kernel module's `createLauncher(names, options?)`: binds the module's `kernel` to one node's
+ * tensor names through the emitted runtime's `createKernelLauncher`.
+ */
+export function addCreateLauncher(f: SourceFile, sig: Signature): void {
+  f.addFunction({
+    isExported: true,
+    name: 'createLauncher',
+    docs: [
+      'A launcher of this kernel bound to one node: `names` are its ONNX input and output names in order\n' +
+        `(inputs: ${sig.inputs.join(', ')}; outputs: ${sig.outputs.join(', ')}; '' for an absent optional input).`,
+    ],
+    parameters: [
+      { name: 'names', type: 'TensorNames' },
+      { name: 'options', type: 'LauncherOptions', hasQuestionToken: true },
+    ],
+    returnType: 'Launcher',
+    statements: ['return createKernelLauncher(kernel, names, options);'],
   });
 }
 

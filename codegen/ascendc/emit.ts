@@ -19,7 +19,7 @@
 import { VariableDeclarationKind } from 'ts-morph';
 import { signature, variantName, type FusedNodeDesc } from '../../compiler/op/param.js';
 import type { AscendTarget } from '../../compiler/op/target.js';
-import { buildManifest, groupKernels, indexModule, manifestJson, printRequested, repoSource, writeEmitted } from '../emit-common.js';
+import { addCreateLauncher, buildManifest, groupKernels, indexModule, manifestJson, printRequested, repoSource, writeEmitted } from '../emit-common.js';
 import { emitProject, literal, printModule, quote } from '../launcher/ts-emit.js';
 import type { Manifest, ManifestKernel } from '../manifest.js';
 import { canonicalJson } from '../spec.js';
@@ -84,20 +84,7 @@ export function launcherModule(id: string, spec: AscendKernelSpec): string {
       returnType: 'Tiling',
       statements: ['return computeTilingForLayout(kernel.layout, rows, platform);'],
     });
-    f.addFunction({
-      isExported: true,
-      name: 'createLauncher',
-      docs: [
-        'A launcher of this kernel bound to one node: `names` are its ONNX input and output names in order\n' +
-          `(inputs: ${sig.inputs.join(', ')}; outputs: ${sig.outputs.join(', ')}; '' for an absent optional input).`,
-      ],
-      parameters: [
-        { name: 'names', type: 'TensorNames' },
-        { name: 'options', type: 'LauncherOptions', hasQuestionToken: true },
-      ],
-      returnType: 'Launcher',
-      statements: ['return createKernelLauncher(kernel, names, options);'],
-    });
+    addCreateLauncher(f, sig);
   });
 }
 

@@ -14,7 +14,7 @@
  */
 import { VariableDeclarationKind } from 'ts-morph';
 import { signature, variantName, type FusedNodeDesc } from '../../compiler/op/param.js';
-import { buildManifest, groupKernels, indexModule, manifestJson, printRequested, repoSource, writeEmitted } from '../emit-common.js';
+import { addCreateLauncher, buildManifest, groupKernels, indexModule, manifestJson, printRequested, repoSource, writeEmitted } from '../emit-common.js';
 import { emitProject, literal, printModule, raw, templateLiteral } from '../launcher/ts-emit.js';
 import type { Manifest, ManifestKernel } from '../manifest.js';
 import { canonicalJson } from '../spec.js';
@@ -87,20 +87,7 @@ export function launcherModule(id: string, spec: WgslKernelSpec, kernel: WgslKer
       declarationKind: VariableDeclarationKind.Const,
       declarations: [{ name: 'kernel', type: 'KernelInfo', initializer: literal(info) }],
     });
-    f.addFunction({
-      isExported: true,
-      name: 'createLauncher',
-      docs: [
-        'A launcher of this kernel bound to one node: `names` are its ONNX input and output names in order\n' +
-          `(inputs: ${sig.inputs.join(', ')}; outputs: ${sig.outputs.join(', ')}; '' for an absent optional input).`,
-      ],
-      parameters: [
-        { name: 'names', type: 'TensorNames' },
-        { name: 'options', type: 'LauncherOptions', hasQuestionToken: true },
-      ],
-      returnType: 'Launcher',
-      statements: ['return createKernelLauncher(kernel, names, options);'],
-    });
+    addCreateLauncher(f, sig);
   });
 }
 

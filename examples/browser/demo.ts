@@ -22,6 +22,7 @@ import {
   toF16Bits,
   type CompareKind,
 } from '../../runtime/numeric.js';
+import { rng } from '../../runtime/random.js';
 import { rmsNormReference, type RefInputs, type RefOutputs } from '../../runtime/reference.js';
 import type { Launcher, TensorData } from '../../runtime/webgpu/runtime.js';
 
@@ -78,18 +79,6 @@ export interface DemoResult {
 }
 
 export const DEFAULT_DIMS: Readonly<Record<string, number>> = { batch: 2, batch_size: 2, seq: 3, sequence: 3, sequence_length: 3 };
-
-/** mulberry32: a small, fast, seeded generator of uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A manifest shape with its symbolic dims replaced by numbers. */
 export function concreteShape(shape: (number | string)[], dims: Record<string, number>, defaultDim: number): number[] {
@@ -261,7 +250,7 @@ export async function runDemo(
   options: DemoOptions = {},
 ): Promise<DemoResult> {
   const seed = options.seed ?? 1;
-  const random = seededRandom(seed);
+  const random = rng(seed);
   const names = Object.keys(manifest.nodes);
   const nodes: NodeResult[] = [];
   for (const [i, name] of names.entries()) {
