@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { roundTo } from '../../runtime/numeric.js';
-import { attrs, expectFusedMatchesReference, expectSameOutputs, fusedNodes, optimize } from './harness.js';
+import { attrs, expectFusedMatchesReference, expectSameOutputs, optimize } from './harness.js';
 import { normModel, type NormSpelling } from './spellings.js';
 
 interface Case {
