@@ -62,7 +62,8 @@ export interface LauncherOptions {
   maxWorkgroupsPerDimension?: number;
   /**
    * The split-row path of a long-row kernel: 'auto' (default) for runs of at most
-   * KernelInfo.split.maxRows rows, 'always' for every run, 'never'. No effect on other kernels.
+   * KernelInfo.split.maxRows rows on a GPU (never on a CPU adapter), 'always' for every run,
+   * 'never'. No effect on other kernels.
    */
   splitRow?: 'auto' | 'always' | 'never';
 }
@@ -373,7 +374,11 @@ export function createKernelLauncher(k: KernelInfo, names: TensorNames, options:
 
   function plan(device: GPUDevice, rows: number): DispatchPlan {
     const mode = options.splitRow ?? 'auto';
-    const split = k.split && rows > 0 && (mode === 'always' || (mode === 'auto' && rows <= k.split.maxRows)) ? k.split : undefined;
+    // A CPU (fallback) adapter such as SwiftShader runs each workgroup on one thread: spreading a
+    // row over workgroups there only adds dispatches (4-30x slower measured), so 'auto' stays one-pass.
+    const cpuAdapter = device.adapterInfo?.isFallbackAdapter === true;
+    const auto = mode === 'auto' && !cpuAdapter && rows <= (k.split?.maxRows ?? 0);
+    const split = k.split && rows > 0 && (mode === 'always' || auto) ? k.split : undefined;
     const chunkRows = chunkRowsFor(device, rows);
     const chunks: DispatchPlan['chunks'] = [];
     for (let startRow = 0; startRow < rows; startRow += chunkRows) {

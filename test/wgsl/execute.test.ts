@@ -193,7 +193,10 @@ interface SplitCase {
 
 const sc = (name: string, x: FloatDType, H: number, more: Partial<SplitCase> = {}): SplitCase => ({ variant: findVariant(name), x, H, ...more });
 
-/** Each runs with rows = 1 and rows = 2 through index.ts (splitRow 'auto'): both must take the split path. */
+/**
+ * Each runs with rows = 1 and rows = 2 through its emitted kernel module with splitRow 'always'
+ * ('auto' never splits on a CPU adapter such as SwiftShader): both must take the split path.
+ */
 const SPLIT_CASES: SplitCase[] = [
   // The required set: each variant in fp32 and packed fp16, H = 16384 and 32768 between them.
   sc('norm', 'float32', 16384),
@@ -250,7 +253,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
     it(splitLabel(k), async function () {
       const desc = descs[i]!;
       const split = specOf(i).splitRow!;
-      const launcher = indexLaunchers[desc.node]!;
+      const launcher = launchers.get(desc.node)!(names(desc), { splitRow: 'always' });
       const entryPoints = ['split_sumsq', ...(k.variant.param.dynamicQuant === 'symmetric' ? ['split_amax'] : []), 'split_norm'];
       for (const rows of [1, 2]) {
         const data = makeData(desc, k.H, rows, { seed: 2000 + 10 * i + rows, zeroRows: k.zeroRows?.filter((r) => r < rows) });
@@ -278,8 +281,13 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
     const { maxRows, workgroupsPerRow } = specOf(i).splitRow!;
     expect(maxRows).to.equal(32);
     const auto = launchers.get(desc.node)!(names(desc));
-    expect(auto.plan(gpu!.device, maxRows).path).to.equal('split');
-    expect(auto.plan(gpu!.device, maxRows + 1)).to.deep.equal({
+    // 'auto' on a GPU: the same device limits, a non-fallback adapter.
+    const gpuDevice = { limits: gpu!.device.limits, adapterInfo: { isFallbackAdapter: false } } as unknown as GPUDevice;
+    expect(auto.plan(gpuDevice, maxRows).path).to.equal('split');
+    // ... and never on a CPU adapter: SwiftShader is one (isFallbackAdapter).
+    expect(gpu!.device.adapterInfo.isFallbackAdapter).to.equal(true);
+    expect(auto.plan(gpu!.device, 1).path).to.equal('rows');
+    expect(auto.plan(gpuDevice, maxRows + 1)).to.deep.equal({
       path: 'rows',
       chunks: [{ startRow: 0, rows: maxRows + 1, dispatches: [{ entryPoint: 'main', workgroups: [maxRows + 1, 1] }] }],
     });
