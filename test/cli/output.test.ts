@@ -4,7 +4,7 @@
  * `--json`, examples in --help, inspect's would-fuse list, and the Markdown report.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,19 +29,8 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 /** `rmsfuse ...args` on a pseudo-terminal (stdout and stderr both arrive on the terminal). */
 function runPty(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const cmd = [process.execPath, BIN, ...args].map(quote).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qfec', cmd, '/dev/null'], {
-      cwd: REPO,
-      env: { ...process.env, RMSFUSE_DEBUG: '', NO_COLOR: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  // `script` gives the child a pseudo-terminal; NO_COLOR is cleared unless the case sets it.
+  return runCli([], { command: ['script', '-qfec', cmd, '/dev/null'], env: { NO_COLOR: '', ...env } });
 }
 
 /** An injected CliIO whose streams say they are terminals. */
