@@ -125,10 +125,12 @@ async function emitAndImport(descs: FusedNodeDesc[], features: WgslFeatures): Pr
   emitted.push({ dir, descs });
 }
 
-describe('WGSL kernels on SwiftShader (emitted launchers vs CPU reference)', function () {
-  this.timeout(120_000);
-  const descs = CASES.map((k, i) => makeDesc(`case${i}`, k.variant, k.x, k.H, k.desc));
-
+/**
+ * Hooks of a describe block that runs kernels on SwiftShader: skip (with the reason) where it is
+ * absent, else emit `descs` (those `withSubgroups` picks with the subgroups feature) and import
+ * the launchers; remove the emitted folders afterwards.
+ */
+function useSwiftShaderKernels(descs: FusedNodeDesc[], withSubgroups: (i: number) => boolean): void {
   before(async function () {
     const why = swiftShaderUnavailable();
     if (why) {
@@ -136,14 +138,21 @@ describe('WGSL kernels on SwiftShader (emitted launchers vs CPU reference)', fun
       this.skip();
     }
     gpu = await nodeGpu('swiftshader');
-    await emitAndImport(descs.filter((_, i) => !CASES[i]!.subgroups), { shaderF16: false, subgroups: false });
-    await emitAndImport(descs.filter((_, i) => CASES[i]!.subgroups), { shaderF16: false, subgroups: true });
+    await emitAndImport(descs.filter((_, i) => !withSubgroups(i)), { shaderF16: false, subgroups: false });
+    await emitAndImport(descs.filter((_, i) => withSubgroups(i)), { shaderF16: false, subgroups: true });
   });
 
   after(() => {
     for (const e of emitted) fs.rmSync(e.dir, { recursive: true, force: true });
     emitted = [];
   });
+}
+
+describe('WGSL kernels on SwiftShader (emitted launchers vs CPU reference)', function () {
+  this.timeout(120_000);
+  const descs = CASES.map((k, i) => makeDesc(`case${i}`, k.variant, k.x, k.H, k.desc));
+
+  useSwiftShaderKernels(descs, (i) => !!CASES[i]!.subgroups);
 
   CASES.forEach((k, i) => {
     it(label(k, i), async function () {
@@ -233,21 +242,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
   const specOf = (i: number) => wgslSpecFromDesc(descs[i]!, SPLIT_CASES[i]!.subgroups ? SUBGROUPS : PORTABLE);
   const names = (d: FusedNodeDesc): TensorNames => ({ inputs: d.inputs.map((t) => t.name), outputs: d.outputs.map((t) => t.name) });
 
-  before(async function () {
-    const why = swiftShaderUnavailable();
-    if (why) {
-      console.warn(`      skipped: ${why}`);
-      this.skip();
-    }
-    gpu = await nodeGpu('swiftshader');
-    await emitAndImport(descs.filter((_, i) => !SPLIT_CASES[i]!.subgroups), PORTABLE);
-    await emitAndImport(descs.filter((_, i) => SPLIT_CASES[i]!.subgroups), SUBGROUPS);
-  });
-
-  after(() => {
-    for (const e of emitted) fs.rmSync(e.dir, { recursive: true, force: true });
-    emitted = [];
-  });
+  useSwiftShaderKernels(descs, (i) => !!SPLIT_CASES[i]!.subgroups);
 
   SPLIT_CASES.forEach((k, i) => {
     it(splitLabel(k), async function () {
