@@ -10,10 +10,11 @@
  *
  *   npx tsx bench/wgsl/bench.ts [--adapter swiftshader|default] [--dtype float32|float16]
  *                               [--runs N] [--rows 1,64,4096] [--H 4096,8192] [--no-ort]
- *                               [--split auto|always|never]
+ *                               [--split auto|always|never] [--gpu-ms MS]
  *
  * --split is the launchers' splitRow option: 'auto' takes the split-row path for few rows of
  * H >= 8192 (column `path`), 'never' / 'always' compare it with the one-pass kernel.
+ * --gpu-ms is the GPU time each measurement aims at (default 300; less for quick sweeps).
  * SwiftShader figures are a sanity check only (KERNELS.md: never tune for it).
  */
 import { spawnSync } from 'node:child_process';
@@ -25,8 +26,9 @@ import { parseArgs } from 'node:util';
 import type { FloatDType } from '../../compiler/op/param.js';
 import { emitWebGpu } from '../../codegen/wgsl/emit.js';
 import { childGpuEnv, nodeGpu, swiftShaderUnavailable, type Backend } from '../../runtime/webgpu/node.js';
-import { elementBytes, timeDispatches, type KernelInfo, type Launcher, type LauncherOptions, type TensorData, type TensorNames } from '../../runtime/webgpu/runtime.js';
+import { elementBytes, timeDispatches, type KernelInfo, type TensorData } from '../../runtime/webgpu/runtime.js';
 import { findVariant, makeData, makeDesc } from '../../test/wgsl/fixtures.js';
+import { importEmittedKernels } from './emitted.js';
 import type { OrtCase } from './ort-child.js';
 
 const { values: args } = parseArgs({
@@ -38,12 +40,15 @@ const { values: args } = parseArgs({
     H: { type: 'string', default: '4096,8192' },
     'no-ort': { type: 'boolean', default: false },
     split: { type: 'string', default: 'auto' },
+    'gpu-ms': { type: 'string', default: '300' },
   },
 });
 const backend = (args.adapter ?? (swiftShaderUnavailable() ? 'default' : 'swiftshader')) as Backend;
 const dtype = args.dtype as FloatDType;
 const runs = Number(args.runs);
 const splitRow = args.split as 'auto' | 'always' | 'never';
+const gpuNs = Number(args['gpu-ms']) * 1e6;
+if (!(gpuNs > 0)) throw new Error(`--gpu-ms must be a positive number of milliseconds, got ${args['gpu-ms']}`);
 if (!['auto', 'always', 'never'].includes(splitRow)) throw new Error(`--split must be auto, always or never, got ${splitRow}`);
 const ROWS = args.rows!.split(',').map(Number);
 const HS = args.H!.split(',').map(Number);
@@ -70,8 +75,10 @@ if (args['no-ort']) {
   for (const c of cases) ortNa.set(c.key, 'skipped (--no-ort)');
 } else {
   const ortCases: OrtCase[] = cases.filter((c) => c.kind.ort).map((c) => ({ key: c.key, kind: c.kind.ort!, H: c.H, rows: c.rows, dtype: dtype as 'float32' | 'float16' }));
-  const child = fileURLToPath(new URL('./ort-child.ts', import.meta.url));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', child, JSON.stringify({ cases: ortCases, runs })], {
+  // From source through tsx; bundled (bench/wgsl/device) the child is ort-child.mjs beside this file.
+  const bundled = !import.meta.url.endsWith('.ts');
+  const child = fileURLToPath(new URL(bundled ? './ort-child.mjs' : './ort-child.ts', import.meta.url));
+  const r = spawnSync(process.execPath, [...(bundled ? [] : ['--import', 'tsx']), child, JSON.stringify({ cases: ortCases, runs })], {
     env: childGpuEnv(backend),
     encoding: 'utf8',
     maxBuffer: 1 << 26,
@@ -95,9 +102,7 @@ const features = { shaderF16: device.features.has('shader-f16'), subgroups: devi
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rmsfuse-bench-'));
 const descs = cases.map((c, i) => makeDesc(`b${i}`, findVariant(c.kind.variant), dtype, c.H));
 const manifest = emitWebGpu(descs, dir, { features });
-type KernelModule = { kernel: KernelInfo; createLauncher: (names: TensorNames, options?: LauncherOptions) => Launcher };
-const modules = new Map<string, KernelModule>();
-for (const id of Object.keys(manifest.kernels)) modules.set(id, (await import(path.join(dir, 'kernels', `${id}.ts`))) as KernelModule);
+const modules = await importEmittedKernels(dir, manifest);
 
 /** Minimal bytes of one run: row tensors once, per-row outputs, gamma once (KERNELS.md). */
 function minimalBytes(k: KernelInfo, rows: number): number {
@@ -160,9 +165,9 @@ for (const [i, c] of cases.entries()) {
   const k = mod.kernel;
   const { inputs } = makeData(d, c.H, c.rows, { seed: i });
   const bytes = minimalBytes(k, c.rows);
-  // Calibrate: about 0.3 s of GPU time per measurement, at least 2 and at most 2000 dispatches.
+  // Calibrate: about --gpu-ms of GPU time per measurement, at least 2 and at most 2000 dispatches.
   const once = (await launcher.gpuTime(device, inputs, 1))!;
-  const iterations = Math.max(2, Math.min(2000, Math.round(3e8 / Math.max(once, 1))));
+  const iterations = Math.max(2, Math.min(2000, Math.round(gpuNs / Math.max(once, 1))));
   // Median of three: timestamps on a CPU adapter are noisy (the submitting thread competes with it).
   const nsAll: number[] = [];
   const copyAll: number[] = [];
