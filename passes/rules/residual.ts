@@ -23,8 +23,27 @@ import { validatePlan } from '../validate-site.js';
 
 /** x + residual: x is the Add's first operand, residual its second (SPEC section 2). */
 const add = p.op('Add', [p.var('x'), p.var('residual')]).as('add');
-/** With an optional constant bias added to the sum (either operand order). */
-export const pattern: Pattern = p.Fused(['RmsNorm'], [p.oneOf(p.Add(add, p.var('bias')).as('biasAdd'), add)]).as('norm');
+/** `operand + bias` (either order): a Linear's bias, added before the residual Add. */
+const biased = (operand: string): Pattern => p.Add(p.var(operand), p.var('bias')).as('operandBiasAdd');
+/**
+ * With an optional constant bias: added to the sum (either operand order), or to one operand of
+ * the residual Add, as a Linear layer with a bias exports it (`residual + (h @ W + b)`); the sum
+ * is the same. Preferred to the plain Add, so the bias joins the fused node rather than staying
+ * in front of it; a non-constant "bias" fails the check and the plain Add is taken instead.
+ */
+export const pattern: Pattern = p
+  .Fused(
+    ['RmsNorm'],
+    [
+      p.oneOf(
+        p.Add(add, p.var('bias')).as('biasAdd'),
+        p.op('Add', [biased('x'), p.var('residual')]).as('add'),
+        p.op('Add', [p.var('x'), biased('residual')]).as('add'),
+        add,
+      ),
+    ],
+  )
+  .as('norm');
 
 function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   const g = m.graph;
@@ -33,11 +52,11 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   if (!fused) return fail(`${norm.label} was fused by an earlier run and is not rewritten`, norm, { quiet: true });
   const { param: old, io } = fused;
   const addNode = m.nodes.add!;
-  const biasAdd = m.nodes.biasAdd;
+  const biasAdd = m.nodes.biasAdd ?? m.nodes.operandBiasAdd;
   const x = m.values.x!;
   const residual = m.values.residual!;
   const bias = m.values.bias;
-  const sum = (biasAdd ?? addNode).outputs[0]!;
+  const sum = (m.nodes.biasAdd ?? addNode).outputs[0]!;
   const what = `the residual Add ${addNode.label} is not fused into ${norm.label}`;
 
   // Two activations of equal shape; a constant operand is a bias add, not a residual.
@@ -98,7 +117,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   return ok(plan);
 }
 
-// RmsNorm(Add(x, residual) [+ bias]) -> PreNorm(x, bias, residual, gamma) when the sum is used elsewhere, else PostNorm
+// RmsNorm(Add(x, residual) [+ bias], or Add(x + bias, residual)) -> PreNorm(x, bias, residual, gamma) when the sum is used elsewhere, else PostNorm
 export const residualRule: Rule = {
   name: 'residual',
   pattern,

@@ -24,7 +24,7 @@ export interface Seed {
 const SITE: SiteSpec = {
   act: 'float32', fp16: 'cast', square: 'pow', exp: 'constant', reduce: 'mean', axis: 'neg', keep: 'keep', eps: 1e-5,
   epsKind: 'constant', epsLeft: false, rsqrt: 'sqrt-div1', swap: false, noopCast: 'none', gamma: 'H', gammaAfterCast: false,
-  gemma: 'none', residual: false, bias: false, sumUse: 'none', rstdUse: 'none', quant: 'none', beta: false, block: 'none',
+  gemma: 'none', residual: false, bias: 'none', sumUse: 'none', rstdUse: 'none', quant: 'none', beta: false, block: 'none',
   interior: 'square', interiorUse: 'output',
 };
 

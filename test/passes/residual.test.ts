@@ -11,7 +11,11 @@ import { rmsNorm, type NormSpelling } from './spellings.js';
 
 interface ResidualOptions {
   dtype?: 'float32' | 'float16';
-  bias?: 'right' | 'left';
+  /**
+   * A constant bias: added to the sum (right/left of it), or to an operand of the residual Add
+   * (a Linear's bias): `onX` Add(Add(x, b), r), `onXLeft` Add(Add(b, x), r), `onResidual` Add(x, Add(r, b)).
+   */
+  bias?: 'right' | 'left' | 'onX' | 'onXLeft' | 'onResidual';
   /** What else reads the sum: nothing (PostNorm), the next residual Add, or the graph outputs. */
   sumUse?: 'none' | 'consumer' | 'output';
   spelling?: NormSpelling;
@@ -26,11 +30,13 @@ function residualModel(o: ResidualOptions = {}) {
   const x = g.input('x', T, dims);
   const r = g.input('residual', T, o.residualDims ?? dims);
   g.scope('/model/layers.0');
-  let sum = g.op('Add', [x, r]);
-  if (o.bias) {
-    const b = g.init('bias', T, [64], Array.from({ length: 64 }, (_, i) => (i % 7) * 0.25 - 0.75));
-    sum = o.bias === 'right' ? g.op('Add', [sum, b]) : g.op('Add', [b, sum]);
-  }
+  const b = o.bias && g.init('bias', T, [64], Array.from({ length: 64 }, (_, i) => (i % 7) * 0.25 - 0.75));
+  let sum: string;
+  if (!b) sum = g.op('Add', [x, r]);
+  else if (o.bias === 'onX') sum = g.op('Add', [g.op('Add', [x, b]), r]);
+  else if (o.bias === 'onXLeft') sum = g.op('Add', [g.op('Add', [b, x]), r]);
+  else if (o.bias === 'onResidual') sum = g.op('Add', [x, g.op('Add', [r, b])]);
+  else sum = o.bias === 'right' ? g.op('Add', [g.op('Add', [x, r]), b]) : g.op('Add', [b, g.op('Add', [x, r])]);
   g.scope('/model/layers.0/post_attention_layernorm');
   const y = rmsNorm(g, sum, { dtype: T, ...o.spelling });
   g.output(y, T, dims);
@@ -50,6 +56,10 @@ describe('passes: residual Add (stage 2)', () => {
     { name: 'fp32, sum is a graph output -> PreNorm', o: { sumUse: 'output' }, op: 'PreNorm' },
     { name: 'fp32, constant bias on the right -> PostNorm has_bias', o: { bias: 'right' }, op: 'PostNorm', want: { has_bias: 1 } },
     { name: 'fp32, constant bias on the left, sum used -> PreNorm has_bias', o: { bias: 'left', sumUse: 'consumer' }, op: 'PreNorm', want: { has_bias: 1 } },
+    // A Linear's bias, added to an operand before the residual Add: the same sum, so the bias joins the fused node.
+    { name: 'fp32, Add(Add(x, bias), residual) -> PostNorm has_bias', o: { bias: 'onX' }, op: 'PostNorm', want: { has_bias: 1 } },
+    { name: 'fp32, Add(Add(bias, x), residual), sum used -> PreNorm has_bias', o: { bias: 'onXLeft', sumUse: 'consumer' }, op: 'PreNorm', want: { has_bias: 1 } },
+    { name: 'fp16, Add(x, Add(residual, bias)), sum an output -> PreNorm has_bias', o: { dtype: 'float16', bias: 'onResidual', sumUse: 'output', spelling: { castBack: 'afterGamma' } }, op: 'PreNorm', want: { has_bias: 1 } },
     {
       name: 'fp16 HF Llama (Cast fp16 before gamma) -> PreNorm high_performance',
       o: { dtype: 'float16', sumUse: 'consumer' },
@@ -90,6 +100,30 @@ describe('passes: residual Add (stage 2)', () => {
       }
     });
   }
+
+  it('an operand Add that is no bias (an activation, or a biased value read elsewhere) stays in front as x', async () => {
+    for (const variant of ['activation', 'read elsewhere'] as const) {
+      const g = new GraphBuilder({ opset: 17 });
+      const dims = ['batch', 'seq', 64];
+      const x = g.input('x', 'float32', dims);
+      const r = g.input('residual', 'float32', dims);
+      const other = variant === 'activation' ? g.input('h', 'float32', dims) : g.init('bias', 'float32', [64], Array.from({ length: 64 }, (_, i) => i / 64));
+      g.scope('/model/layers.0');
+      const inner = g.op('Add', [x, other]);
+      const sum = g.op('Add', [inner, r]);
+      g.scope('/model/layers.0/post_attention_layernorm');
+      g.output(rmsNorm(g, sum, {}), 'float32', dims);
+      if (variant === 'read elsewhere') g.output(inner, 'float32', dims);
+      const before = g.bytes();
+      const out = optimize(before);
+      const fused = out.model.graph!.node.filter((n) => n.domain === 'rmsfuse');
+      expect(fused.map((n) => n.opType), variant).to.deep.equal(['PostNorm']);
+      expect(fused[0]!.input.slice(0, 3), variant).to.deep.equal([inner, '', r]);
+      expect(attrs(fused[0]!).has_bias, variant).to.equal(0);
+      expect(out.model.graph!.node.map((n) => n.opType), variant).to.deep.equal(['Add', 'PostNorm']);
+      await expectSameOutputs(before, out.bytes);
+    }
+  });
 
   it('residual operands of different shapes (a broadcasting Add) stay outside, with a remark', async () => {
     const { g } = residualModel({ residualDims: [1, 1, 64] });

@@ -48,7 +48,7 @@ describe('property: optimized RMSNorm graphs compute the same outputs', function
       'square=mul', 'square=pow', 'exp=cast', 'exp=constant', 'reduce=sum-div', 'reduce=sum-mul', 'axis=pos', 'axis=neg',
       'keep=unsqueeze', 'keep=reshape', 'epsKind=constant', 'epsLeft=true', 'rsqrt=sqrt-recip', 'rsqrt=sqrt-div1', 'rsqrt=div',
       'rsqrt=pow', 'noopCast=input', 'noopCast=mean', 'noopCast=normed', 'gamma=none', 'gamma=ones-H', 'gammaAfterCast=true',
-      'gemma=g+1', 'gemma=1+g', 'bias=true', 'sumUse=consumer', 'sumUse=output', 'rstdUse=consumer', 'rstdUse=output',
+      'gemma=g+1', 'gemma=1+g', 'bias=sum', 'bias=operand', 'sumUse=consumer', 'sumUse=output', 'rstdUse=consumer', 'rstdUse=output',
       'quant=static', 'quant=qdq', 'quant=dynamic', 'beta=true', 'fp16style=float16/native', 'fp16style=float16/cast',
       'block=axis', 'block=exp-square', 'block=exp-rsqrt', 'block=eps-input', 'block=eps-range', 'block=mean-sub',
       'block=weight-shape', 'block=keepdims0', 'block=interior', 'inIf=true', 'inIf=false', 'format=ort', 'format=onnx23', 'opset=23',

@@ -65,7 +65,8 @@ export interface SiteSpec {
   gammaAfterCast: boolean;
   gemma: Gemma;
   residual: boolean;
-  bias: boolean;
+  /** A constant bias added to the residual sum, or to x before the residual Add (a Linear's bias). */
+  bias: 'none' | 'sum' | 'operand';
   sumUse: Use;
   rstdUse: Use;
   quant: 'none' | 'static' | 'qdq' | 'dynamic';
@@ -141,7 +142,7 @@ export function normalizeSite(raw: SiteSpec, c: Pick<CaseSpec, 'opset' | 'rank' 
   if (s.gammaAfterCast) s.gemma = 'none'; // gemma is all-fp32 (SPEC 2); high_performance excludes it
   if (s.square === 'mul') s.exp = 'init';
   if (!s.residual) {
-    s.bias = false;
+    s.bias = 'none';
     s.sumUse = 'none';
   }
   // Div(x, Sqrt) has no reciprocal value to expose.
@@ -152,7 +153,7 @@ export function normalizeSite(raw: SiteSpec, c: Pick<CaseSpec, 'opset' | 'rank' 
   }
   if (s.quant === 'none') s.beta = false;
   // Quantized outputs are int8; bias with quantization is not an ATB combination. Keep the site simple.
-  if (s.quant !== 'none') s.bias = false;
+  if (s.quant !== 'none') s.bias = 'none';
   // Mutations that need a particular form.
   if (s.block === 'exp-square' && s.square !== 'pow') s.square = 'pow';
   if (s.block === 'exp-rsqrt' && s.rsqrt !== 'pow') s.rsqrt = 'pow';
@@ -197,7 +198,7 @@ const siteArb = (): fc.Arbitrary<SiteSpec> =>
     gammaAfterCast: fc.boolean(),
     gemma: fc.constantFrom<Gemma>('none', 'none', 'g+1', '1+g'),
     residual: fc.boolean(),
-    bias: fc.boolean(),
+    bias: fc.constantFrom<SiteSpec['bias']>('none', 'sum', 'operand'),
     sumUse: fc.constantFrom<Use>('none', 'consumer', 'output'),
     rstdUse: fc.constantFrom<Use>('none', 'none', 'none', 'consumer', 'output'),
     quant: fc.constantFrom<SiteSpec['quant']>('none', 'none', 'static', 'qdq', 'dynamic'),
@@ -328,8 +329,9 @@ export function buildCase(c: CaseSpec, opts: BuildOptions = {}): BuiltCase {
     let h = x;
     if (s.residual) {
       const res = feed(`r${i}`);
-      h = g.op('Add', [x, res]);
-      if (s.bias) h = g.op('Add', [h, g.init('bias', act, [c.H], vec(c.H, -0.5, 0.5))]);
+      const bias = (): string => g.init('bias', act, [c.H], vec(c.H, -0.5, 0.5));
+      h = g.op('Add', [s.bias === 'operand' ? g.op('Add', [x, bias()]) : x, res]);
+      if (s.bias === 'sum') h = g.op('Add', [h, bias()]);
       h = round16(h);
       if (s.sumUse === 'consumer') output(g.op('Mul', [h, scalarConst(2, act)]), act, shape);
       if (s.sumUse === 'output') output(h, act, shape);
