@@ -129,6 +129,7 @@ export const p = {
   /** Axes (attribute or constant second input) and keepdims are for the rule's check. */
   ReduceMean: (a: Operand) => op('ReduceMean', [a]),
   ReduceSum: (a: Operand) => op('ReduceSum', [a]),
+  ReduceSumSquare: (a: Operand) => op('ReduceSumSquare', [a]),
   ReduceMax: (a: Operand) => op('ReduceMax', [a]),
   /** scale is the second input; the zero point (third) is for the rule's check. */
   QuantizeLinear: (a: Operand, scale: Operand) => op('QuantizeLinear', [a, scale]),

@@ -35,7 +35,8 @@ const RESTORE_TAGS = ['restoreSum', 'restoreMean', 'restoreVar', 'restoreSqrt', 
 /** x, or x cast to fp32 (fp16 models compute the statistics in fp32). */
 const xs = p.optCast(p.var('x'), 'castIn');
 const square = p.oneOf(p.Pow(xs, p.const(2, 'the exponent of the square')).as('square'), p.Mul(xs, xs).as('square'));
-const reduceSum = restore(p.ReduceSum(square).as('reduce'), 'restoreSum');
+/** The sum of squares: ReduceSum of the square, or ReduceSumSquare of x (no square node). */
+const reduceSum = restore(p.oneOf(p.ReduceSum(square).as('reduce'), p.ReduceSumSquare(xs).as('reduce')), 'restoreSum');
 const mean = p.oneOf(
   p.ReduceMean(square).as('reduce'),
   p.Mul(reduceSum, p.constAny('invH', 'the 1/H factor of the mean')),
@@ -148,13 +149,13 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
     if (problem) return fail(problem, restores[0]);
   }
 
-  // The mean: ReduceMean, or ReduceSum times 1/H or divided by H.
+  // The mean: ReduceMean, or ReduceSum / ReduceSumSquare times 1/H or divided by H.
   const normDims = xShape.slice(r - k);
   const H = normDims.every((d): d is number => typeof d === 'number') ? normDims.reduce((a, b) => a * b, 1) : undefined;
   for (const [name, want] of [['invH', H && 1 / H], ['H', H]] as const) {
     const c = m.consts[name];
     if (!c) continue;
-    if (want === undefined) return fail(`the normalized dims ${shapeText(normDims)} are not static: cannot check that ReduceSum is divided by H`, red);
+    if (want === undefined) return fail(`the normalized dims ${shapeText(normDims)} are not static: cannot check that ${red.opType} is divided by H`, red);
     if (c.length !== 1 || !close(c[0]!, want, 1e-3)) return fail(`${red.opType} is scaled by ${c[0]} instead of ${name === 'H' ? `/ ${H}` : `* 1/${H}`}: not a mean`, red);
   }
 
@@ -278,7 +279,7 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   return ok(plan);
 }
 
-// x * rstd(x) * gamma (Pow/Mul square, ReduceMean or ReduceSum/H, + eps, Sqrt, Reciprocal/Div/Pow(-0.5), Casts) -> RmsNorm(x, gamma)
+// x * rstd(x) * gamma (Pow/Mul square, ReduceMean or ReduceSum/H or ReduceSumSquare/H, + eps, Sqrt, Reciprocal/Div/Pow(-0.5), Casts) -> RmsNorm(x, gamma)
 export const rmsNormRule: Rule = {
   name: 'rms-norm',
   pattern,
@@ -287,8 +288,9 @@ export const rmsNormRule: Rule = {
   rewrite: (m, b) => b.fuse(m.plan),
 };
 
-/** A candidate for remarks: ReduceMean/ReduceSum of a square (Pow(., c) or Mul(a, a)). */
+/** A candidate for remarks: ReduceMean/ReduceSum of a square (Pow(., c) or Mul(a, a)), or a ReduceSumSquare. */
 export function isNormCandidate(g: Graph, n: Node): boolean {
+  if (n.is('ReduceSumSquare')) return true;
   if (!n.is('ReduceMean') && !n.is('ReduceSum')) return false;
   let sq = g.producer(n.inputs[0] ?? '');
   for (let i = 0; sq && i < 4 && isNoOp(g, sq); i++) sq = g.producer(sq.inputs[0] ?? '');
@@ -299,6 +301,11 @@ export function isNormCandidate(g: Graph, n: Node): boolean {
 /** A reason specific to well-known non-RMSNorm shapes around a candidate (LayerNorm's E[x^2] - E[x]^2). */
 export function diagnoseCandidate(g: Graph, n: Node): string | undefined {
   const users = g.consumers(n.outputs[0] ?? '');
+  if (n.is('ReduceSumSquare') || n.is('ReduceSum')) {
+    // A sum of squares is a mean only once divided by H; x / sqrt(sum + eps) is an L2 normalization.
+    const scaled = users.some((u) => (u.is('Mul') || u.is('Div')) && u.inputs.some((v) => v !== n.outputs[0] && g.isConstant(v)));
+    if (!scaled && users.some((u) => u.is('Add'))) return `the sum of squares (${n.opType}) is not divided by H: this is an L2 normalization, not RMSNorm's mean`;
+  }
   if (users.some((u) => u.is('Sub'))) {
     return 'the mean of squares has the squared mean subtracted (E[x^2] - E[x]^2): this is LayerNorm\'s variance, not RMSNorm';
   }

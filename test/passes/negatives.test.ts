@@ -49,6 +49,21 @@ describe('passes: sites that must stay unfused', () => {
     expectUnfused(layerNorm('variance'), /E\[x\^2\] - E\[x\]\^2.*LayerNorm/, '/ln/ReduceMean_1');
   });
 
+  it('ReduceSumSquare not divided by H (an L2 normalization) or divided by another number', () => {
+    for (const [scale, reason] of [
+      [undefined, /the sum of squares \(ReduceSumSquare\) is not divided by H: this is an L2 normalization/],
+      [32, /ReduceSumSquare is scaled by 32 instead of \/ 64: not a mean/],
+    ] as const) {
+      const g = new GraphBuilder({ opset: 17 });
+      const x = g.input('x', 'float32', DIMS);
+      g.scope('/l2');
+      const sumsq = g.reduce('ReduceSumSquare', x, [-1]);
+      const ms = scale === undefined ? sumsq : g.op('Div', [sumsq, g.constant(scale)]);
+      g.output(g.op('Mul', [x, g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constant(1e-6)])])])]), 'float32', DIMS);
+      expectUnfused(g.bytes(), reason, '/l2/ReduceSumSquare');
+    }
+  });
+
   it('reduction over another axis than the last', () => {
     const g = new GraphBuilder({ opset: 17 });
     const x = g.input('x', 'float32', [2, 5, 64]);

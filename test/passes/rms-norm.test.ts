@@ -33,6 +33,9 @@ const fp32: Case[] = [
   { name: 'ReduceMean keepdims=0, Unsqueeze after the reciprocal', s: { mean: 'keep0UnsqueezeLate' } },
   { name: 'ReduceSum(x^2) * (1/H)', s: { mean: 'sumMulInvH' } },
   { name: 'ReduceSum(x^2) / H', s: { mean: 'sumDivH' } },
+  { name: 'ReduceSumSquare(x) * (1/H)', s: { mean: 'sumSquareMulInvH' } },
+  { name: 'ReduceSumSquare(x) / H, Div(x, Sqrt)', s: { mean: 'sumSquareDivH', rsqrt: 'divX' } },
+  { name: 'opset 18: ReduceSumSquare axes as an input, over the last 2 axes', s: { mean: 'sumSquareDivH', normDims: [4, 16] }, opset: 18 },
   { name: 'epsilon initializer on the left of the Add', s: { epsSource: 'init', epsSide: 'left', eps: 1e-5 } },
   { name: 'epsilon as a Cast of an fp16 Constant', s: { epsSource: 'constantF16', eps: 1e-5 } },
   { name: 'epsilon 1 (the upper bound)', s: { eps: 1 } },
@@ -66,6 +69,7 @@ const fp16: Case[] = [
   { name: 'Gemma: fp32 (1 + gamma), Cast after', s: { dtype: 'float16', castBack: 'afterGamma', gamma: 'gemma' }, want: { model_type: 'gemma' } },
   { name: 'no gamma: Cast fp32 ... Cast fp16', s: { dtype: 'float16', gamma: 'none' } },
   { name: 'ReduceSum * 1/H, Pow(-0.5), keepdims=0 + Unsqueeze', s: { dtype: 'float16', mean: 'keep0Unsqueeze', rsqrt: 'powHalf' }, want: { precision_mode: 'high_performance' } },
+  { name: 'ReduceSumSquare(x) / H in fp32, Cast fp16 after the gamma Mul', s: { dtype: 'float16', mean: 'sumSquareDivH', castBack: 'afterGamma' } },
   { name: 'all in fp16 (no Casts): gamma multiply in fp16', s: { dtype: 'float16', castToF32: false }, want: { precision_mode: 'high_performance' }, maxAbs: 100 },
 ];
 

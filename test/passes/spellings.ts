@@ -12,7 +12,8 @@ export interface NormSpelling {
   /** fp16 with casts: Cast back to fp16 before the gamma Mul (HF Llama, high_performance) or after it. */
   castBack?: 'beforeGamma' | 'afterGamma';
   square?: 'pow' | 'mul' | 'powCastConst' | 'powInit';
-  mean?: 'reduceMean' | 'keep0Unsqueeze' | 'keep0Reshape' | 'keep0UnsqueezeLate' | 'sumMulInvH' | 'sumDivH';
+  /** sumSquare*: ReduceSumSquare of x itself (no square node; `square` is ignored). */
+  mean?: 'reduceMean' | 'keep0Unsqueeze' | 'keep0Reshape' | 'keep0UnsqueezeLate' | 'sumMulInvH' | 'sumDivH' | 'sumSquareMulInvH' | 'sumSquareDivH';
   eps?: number;
   epsSource?: 'constant' | 'init' | 'constantF16';
   epsSide?: 'right' | 'left';
@@ -54,8 +55,9 @@ export function rmsNorm(g: GraphBuilder, x: string, s: NormSpelling = {}): strin
   };
 
   const xc = fp16Casts ? g.op('Cast', [x], { to: DT.float32 }) : noop(x);
-  let sq: string;
-  switch (s.square ?? 'pow') {
+  let sq = '';
+  const sumSquare = s.mean === 'sumSquareMulInvH' || s.mean === 'sumSquareDivH';
+  if (!sumSquare) switch (s.square ?? 'pow') {
     case 'pow': sq = g.op('Pow', [xc, scalar(2)]); break;
     case 'powInit': sq = g.op('Pow', [xc, g.scalar(2, C, 'two')]); break;
     case 'powCastConst': sq = g.op('Pow', [xc, g.op('Cast', [g.constant(2, 'int64')], { to: DT[C] })]); break;
@@ -73,6 +75,8 @@ export function rmsNorm(g: GraphBuilder, x: string, s: NormSpelling = {}): strin
     }
     case 'sumMulInvH': ms = g.op('Mul', [g.reduce('ReduceSum', sq, axes, 1), scalar(1 / H)]); break;
     case 'sumDivH': ms = g.op('Div', [g.reduce('ReduceSum', sq, axes, 1), scalar(H)]); break;
+    case 'sumSquareMulInvH': ms = g.op('Mul', [g.reduce('ReduceSumSquare', xc, axes, 1), scalar(1 / H)]); break;
+    case 'sumSquareDivH': ms = g.op('Div', [g.reduce('ReduceSumSquare', xc, axes, 1), scalar(H)]); break;
   }
   ms = noop(ms);
   const epsV = scalar(s.eps ?? 1e-6, s.epsSource ?? 'constant');

@@ -45,7 +45,7 @@ describe('property: optimized RMSNorm graphs compute the same outputs', function
       }
     }
     const want = [
-      'square=mul', 'square=pow', 'exp=cast', 'exp=constant', 'reduce=sum-div', 'reduce=sum-mul', 'axis=pos', 'axis=neg',
+      'square=mul', 'square=pow', 'exp=cast', 'exp=constant', 'reduce=sum-div', 'reduce=sum-mul', 'reduce=sumsq-div', 'reduce=sumsq-mul', 'axis=pos', 'axis=neg',
       'keep=unsqueeze', 'keep=reshape', 'epsKind=constant', 'epsLeft=true', 'rsqrt=sqrt-recip', 'rsqrt=sqrt-div1', 'rsqrt=div',
       'rsqrt=pow', 'noopCast=input', 'noopCast=mean', 'noopCast=normed', 'gamma=none', 'gamma=ones-H', 'gammaAfterCast=true',
       'gemma=g+1', 'gemma=1+g', 'bias=sum', 'bias=operand', 'sumUse=consumer', 'sumUse=output', 'rstdUse=consumer', 'rstdUse=output',

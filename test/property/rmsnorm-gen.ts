@@ -25,7 +25,7 @@ export type Act = 'float32' | 'float16';
 export type Fp16Style = 'cast' | 'native';
 export type Square = 'pow' | 'mul';
 export type ExpForm = 'init' | 'constant' | 'cast';
-export type Reduce = 'mean' | 'sum-div' | 'sum-mul';
+export type Reduce = 'mean' | 'sum-div' | 'sum-mul' | 'sumsq-div' | 'sumsq-mul';
 export type AxisForm = 'neg' | 'pos';
 export type Keep = 'keep' | 'unsqueeze' | 'reshape';
 export type Rsqrt = 'sqrt-recip' | 'sqrt-div1' | 'div' | 'pow';
@@ -171,6 +171,12 @@ export function normalizeSite(raw: SiteSpec, c: Pick<CaseSpec, 'opset' | 'rank' 
   if (s.block === 'interior' && s.interior === 'sqrt' && s.rsqrt === 'pow') s.interior = 'mean-eps';
   if (s.block === 'axis' && c.rank === 2 && c.rows === 1) s.block = 'exp-square';
   if (s.block === 'exp-square') s.square = 'pow';
+  // ReduceSumSquare takes x itself: no square node to mutate or expose.
+  if (s.reduce.startsWith('sumsq')) {
+    if (s.block === 'exp-square') s.reduce = 'sum-div';
+    else s.square = 'pow';
+    if (s.block === 'interior' && s.interior === 'square') s.interior = 'mean';
+  }
   if (s.block === 'axis') s.keep = 'keep';
   if (s.block === 'eps-input' || s.block === 'eps-range') s.epsKind = 'init';
   return s;
@@ -185,7 +191,7 @@ const siteArb = (): fc.Arbitrary<SiteSpec> =>
     fp16: fc.constantFrom<Fp16Style>('cast', 'cast', 'native'),
     square: fc.constantFrom<Square>('pow', 'mul'),
     exp: fc.constantFrom<ExpForm>('init', 'constant', 'cast'),
-    reduce: fc.constantFrom<Reduce>('mean', 'mean', 'sum-div', 'sum-mul'),
+    reduce: fc.constantFrom<Reduce>('mean', 'mean', 'sum-div', 'sum-mul', 'sumsq-div', 'sumsq-mul'),
     axis: fc.constantFrom<AxisForm>('neg', 'pos'),
     keep: fc.constantFrom<Keep>('keep', 'keep', 'unsqueeze', 'reshape'),
     eps: fc.constantFrom(1e-5, 1e-6, 1e-2, 0.5),
@@ -347,8 +353,11 @@ export function buildCase(c: CaseSpec, opts: BuildOptions = {}): BuiltCase {
     };
 
     // square
+    const sumSquare = s.reduce === 'sumsq-div' || s.reduce === 'sumsq-mul';
     let sq: string;
-    if (s.square === 'mul') {
+    if (sumSquare) {
+      sq = hc; // ReduceSumSquare squares as it sums
+    } else if (s.square === 'mul') {
       sq = g.op('Mul', [hc, hc]);
     } else {
       const e = s.block === 'exp-square' ? 3 : 2;
@@ -366,10 +375,10 @@ export function buildCase(c: CaseSpec, opts: BuildOptions = {}): BuiltCase {
     const last = shape.length - 1;
     const axes = s.block === 'axis' ? [last - 1] : s.axis === 'neg' ? [-1] : [last];
     const keepdims = s.keep === 'keep' && s.block !== 'keepdims0' ? 1 : 0;
-    const reduceOp = s.reduce === 'mean' ? 'ReduceMean' : 'ReduceSum';
+    const reduceOp = s.reduce === 'mean' ? 'ReduceMean' : sumSquare ? 'ReduceSumSquare' : 'ReduceSum';
     let mean = g.reduce(reduceOp, sq, axes, keepdims);
-    if (s.reduce === 'sum-div') mean = g.op('Div', [mean, g.scalar(c.H, comp, 'H')]);
-    if (s.reduce === 'sum-mul') mean = g.op('Mul', [mean, g.scalar(1 / c.H, comp, 'invH')]);
+    if (s.reduce === 'sum-div' || s.reduce === 'sumsq-div') mean = g.op('Div', [mean, g.scalar(c.H, comp, 'H')]);
+    if (s.reduce === 'sum-mul' || s.reduce === 'sumsq-mul') mean = g.op('Mul', [mean, g.scalar(1 / c.H, comp, 'invH')]);
     const reducedShape = shape.map((d, k) => (k === (axes[0]! + shape.length) % shape.length ? 1 : d));
     if (keepdims === 0 && s.block !== 'keepdims0') {
       if (s.keep === 'unsqueeze') {
