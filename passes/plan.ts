@@ -136,6 +136,21 @@ export function keptNoOps(g: Graph, site: readonly Node[], available: ReadonlySe
   return kept;
 }
 
+/**
+ * An input of the planned node that the site itself computes (found by the differential fuzzer:
+ * a gamma operand of shape [H] that is the norm's own keepdims=0 sum of squares). The rewrite
+ * removes that producer, so such a plan can never be fused. Returns the role and value, or undefined.
+ */
+export function inputFromSite(g: Graph, plan: FusedPlan): { role: string; value: string; node: Node } | undefined {
+  const removed = new Set(plan.remove);
+  for (const [role, value] of Object.entries(plan.inputs)) {
+    if (!value) continue;
+    const producer = g.producer(value);
+    if (producer && removed.has(producer)) return { role, value, node: producer };
+  }
+  return undefined;
+}
+
 /** The value is read outside the site or is a graph output. */
 export function usedOutside(g: Graph, site: readonly Node[], value: string): boolean {
   const inSite = new Set(site);

@@ -1,4 +1,5 @@
 /**
+ * A plan whose inputs the site itself computes is refused first (the rewrite would remove them).
  * Target awareness: a planned fused node goes through the operation validator (non-strict: the
  * rmsfuse view, SPEC sections 2 and 5) with its param and the dtypes and shapes of its inputs and
  * outputs. `webgpu` and no target get the math rules only; Ascend targets also ATB's limits.
@@ -10,7 +11,7 @@ import { type DType, type OutputRole, signature } from '../compiler/op/param.js'
 import type { Target } from '../compiler/op/target.js';
 import { type TensorSpec, validate } from '../compiler/op/validate.js';
 import { fail, type Failure } from './matcher/index.js';
-import type { FusedPlan } from './plan.js';
+import { inputFromSite, type FusedPlan } from './plan.js';
 
 /** Unknown dims become distinct symbols, so nothing unknown is taken as equal to something else. */
 function spec(t: TensorType, initializer: boolean): TensorSpec {
@@ -20,6 +21,8 @@ function spec(t: TensorType, initializer: boolean): TensorSpec {
 
 /** The validator's verdict on a plan, as a failure with a readable reason; undefined when valid. */
 export function validatePlan(g: Graph, plan: FusedPlan, target: Target): Failure | undefined {
+  const own = inputFromSite(g, plan);
+  if (own) return fail(`${own.role} '${own.value}' is computed inside the site itself (by ${own.node.label})`, own.node);
   const sig = signature(plan.param);
   const newInits = new Map(plan.newInitializers.map((t) => [t.name, t]));
   const typeOf = (name: string): TensorType | undefined => {

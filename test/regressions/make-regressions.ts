@@ -100,6 +100,21 @@ export const MAKERS: Record<string, Maker> = {
     g.output(g.op('Mul', [g.op('Mul', ['x', r]), g.init('gamma', 'float32', [4], [1, 2, 3, 4])]), 'float32', [2, 4]);
     return g.bytes();
   },
+  /**
+   * fuzz-semantic (seed 20261204, rewire, the day ReduceSumSquare was added; ReduceSum(x^2) too): with rows == H the
+   * norm's own keepdims=0 sum of squares has gamma's shape [H], and a rewired Gemma Add read it:
+   * the fused node took it for gamma and the rewrite removed its producer (an invalid model).
+   * Plans whose inputs the site computes are now refused; nothing fuses here.
+   */
+  'gamma-from-own-sum': () => {
+    const g = new GraphBuilder({ opset: 13, name: 'own_sum' });
+    g.input('x', 'float32', [4, 4]);
+    const sumsq = g.op('ReduceSumSquare', ['x'], { axes: [-1], keepdims: 0 });
+    const mean = g.op('Reshape', [g.op('Div', [sumsq, g.scalar(4, 'float32', 'H')]), g.init('shape', 'int64', [2], [0, 1])]);
+    const r = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [mean, g.scalar(1e-5)])])]);
+    g.output(g.op('Mul', [g.op('Mul', ['x', r]), g.op('Add', [g.scalar(1, 'float32', 'one'), sumsq])]), 'float32', [4, 4]);
+    return g.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
