@@ -3,7 +3,8 @@
 # .devbundle carried (bench/wgsl/device/pack.ts builds it here):
 #   1. gpu-check: every WGSL kernel case through its emitted launcher against the CPU reference,
 #      native fp16 included (`K/N runs pass`);
-#   2. bench: the benchmark's default table (ratio to copy, speed-up over onnxruntime's WebGPU EP);
+#   2. bench, bench-f16: the benchmark's table in fp32 and in fp16 (native f16 where the adapter has
+#      shader-f16): ratio to copy, speed-up over onnxruntime's WebGPU EP;
 #   3. split-never / split-always: decode-sized shapes through both paths, to tune the split-row
 #      constants (codegen/wgsl/spec.ts chooseSplitRow).
 # Each log is also written to $OUT (the device tool's output folder) or /tmp/rmsfuse-device-out.
@@ -50,6 +51,7 @@ if [ "${QUICK:-}" = 1 ]; then
 else
   step gpu-check "$bundle/bin/gpu-check.mjs" --adapter "$adapter"
   step bench "$bundle/bin/bench.mjs" --adapter "$adapter"
+  step bench-f16 "$bundle/bin/bench.mjs" --adapter "$adapter" --dtype float16 --gpu-ms 150
   split=(--adapter "$adapter" --H 8192,16384,32768 --rows 1,4,16,32,64 --no-ort --runs 3 --gpu-ms 30)
 fi
 step split-never "$bundle/bin/bench.mjs" "${split[@]}" --split never
