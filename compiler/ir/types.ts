@@ -54,6 +54,11 @@ export function broadcastShapes(a?: Dim[], b?: Dim[]): Dim[] | undefined {
   return out;
 }
 
+/** Two shapes that cannot describe the same tensor: other ranks, or two different static sizes. */
+export function shapesConflict(a: readonly Dim[], b: readonly Dim[]): boolean {
+  return a.length !== b.length || a.some((d, i) => typeof d === 'number' && typeof b[i] === 'number' && d !== b[i]);
+}
+
 /** Normalises axes against a rank (negative axes count from the end); undefined if out of range. */
 export function normalizeAxes(axes: number[], rank: number): number[] | undefined {
   const out = axes.map((a) => (a < 0 ? a + rank : a));
@@ -80,9 +85,12 @@ export function inferNodeTypes(g: Graph, n: Node): void {
     if (!name || !type) return;
     const v = g.values.get(name);
     if (!v) return;
-    // Fill what is missing; a declared type (value_info) is never overridden.
+    // Fill what is missing. A declared shape (value_info) stays, unless the op's own inputs
+    // contradict it (another rank, another static size): the ops decide what a value holds, and
+    // a stale value_info must not make a site look fusable (found by the differential fuzzer).
     if (!v.type) v.type = type;
-    else if (!v.type.shape && type.shape && v.type.dtype === type.dtype) v.type = { ...v.type, shape: type.shape };
+    else if (v.type.dtype !== type.dtype || !type.shape) return;
+    else if (!v.type.shape || shapesConflict(v.type.shape, type.shape)) v.type = { ...v.type, shape: type.shape };
   };
   const op = n.opType;
   if (isFusedNode(n)) return inferFusedTypes(g, n);

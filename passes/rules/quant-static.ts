@@ -25,6 +25,10 @@ function check(m: Match, cx: RuleContext): MatchResult<FusedPlan> {
   const scaleDType = floatOf(st);
   if (!scaleDType) return fail(`${what}: the scale is ${dtypeText(st?.dtype)}`, quant);
   if (!st!.shape || st!.shape.some((d) => d !== 1)) return fail(`${what}: the scale ${shapeText(st!.shape)} is not a single value (per-axis quantization)`, quant);
+  // A constant scale of 0 or a non-finite one makes v / scale an infinity or NaN, whose int8
+  // value ONNX leaves to the implementation (onnxruntime and the fused node differ).
+  const scaleValue = g.constantValues(scale)?.[0];
+  if (scaleValue !== undefined && !(scaleValue !== 0 && Number.isFinite(scaleValue))) return fail(`${what}: the scale is ${scaleValue}, not a non-zero finite number`, quant);
   if ((quant.attrInt('block_size') ?? 0) !== 0) return fail(`${what}: blocked quantization`, quant);
   const zp = quant.inputs[2] || undefined;
   if (zp) {

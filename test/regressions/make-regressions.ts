@@ -115,6 +115,37 @@ export const MAKERS: Record<string, Maker> = {
     g.output(g.op('Mul', [g.op('Mul', ['x', r]), g.op('Add', [g.scalar(1, 'float32', 'one'), sumsq])]), 'float32', [4, 4]);
     return g.bytes();
   },
+  /**
+   * fuzz-semantic (seed 18, weight-dims): a bias of shape [1, 4, 1] broadcast the residual sum of
+   * [1, 4] to [1, 4, 4], while a stale value_info still declared [1, 4]: the norm over axis 1
+   * looked like one over the last axis and was fused. Inferred shapes now replace declared ones
+   * that contradict them, and the site stays unfused (axis 1 of a rank-3 input).
+   */
+  'stale-value-info-shape': () => {
+    const g = new GraphBuilder({ opset: 13, name: 'stale_shape' });
+    g.input('x', 'float32', [1, 4]);
+    g.input('r', 'float32', [1, 4]);
+    const sum = g.op('Add', [g.op('Add', ['x', g.init('bias', 'float32', [1, 4, 1], [0.25, -0.5, 0.75, -1])]), 'r']);
+    const m = g.op('ReduceMean', [g.op('Pow', [sum, g.scalar(2)])], { axes: [1], keepdims: 1 });
+    const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [m, g.scalar(1e-5)])])]);
+    g.output(sum, 'float32', [1, 4]);
+    g.output(g.op('Mul', [g.op('Mul', [sum, rstd]), g.init('gamma', 'float32', [4], [1, 2, 3, 4])]), 'float32', [1, 4]);
+    return g.bytes();
+  },
+  /**
+   * fuzz-semantic (seed 18, const-value): a QuantizeLinear scale of 0 makes v / scale infinite;
+   * onnxruntime gave -128 where the fused node saturated to 127. A constant scale of 0 (or a
+   * non-finite one) now leaves the quantization unfused; the norm itself still fuses.
+   */
+  'quant-scale-zero': () => {
+    const g = new GraphBuilder({ opset: 13, name: 'scale_zero' });
+    g.input('x', 'float32', [2, 4]);
+    const m = g.op('ReduceMean', [g.op('Pow', ['x', g.scalar(2)])], { axes: [-1], keepdims: 1 });
+    const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [m, g.scalar(1e-5)])])]);
+    const y = g.op('Mul', [g.op('Mul', ['x', rstd]), g.init('gamma', 'float32', [4], [1, 2, 3, 4])]);
+    g.output(g.op('QuantizeLinear', [y, g.scalar(0, 'float32', 'scale'), g.init('zp', 'int8', [], [0])]), 'int8', [2, 4]);
+    return g.bytes();
+  },
 };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

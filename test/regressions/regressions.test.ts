@@ -9,6 +9,7 @@
  *       "message": "fragment",       // exit 1: a fragment of the error message
  *       "maxMessageLength": 600,     // exit 1: the message stays readable
  *       "fused": 2,                  // exit 0: fused node count
+ *       "keeps": ["QuantizeLinear"], // exit 0: op types the optimized graph still has
  *       "cli": true                  // also run the CLI as a child process and check its exit code
  *     }
  *   }
@@ -34,6 +35,7 @@ interface Expectation {
   message?: string;
   maxMessageLength?: number;
   fused?: number;
+  keeps?: string[];
   cli?: boolean;
 }
 
@@ -79,6 +81,8 @@ describe('regressions (test/regressions/*.onnx)', function () {
         const bytes = fs.readFileSync(output);
         const model = assertValidModel(bytes, `${name} OUT`);
         if (want.fused !== undefined) expect(fusedNodes(model).length).to.equal(want.fused);
+        const ops = new Set(model.graph.nodes.map((n) => n.opType));
+        for (const op of want.keeps ?? []) expect(ops.has(op), `${name}: ${op} stays unfused`).to.equal(true);
         const again = path.join(dir, 'again.onnx');
         await optimize(output, again, { log: () => {} });
         expect(Buffer.compare(fs.readFileSync(again), bytes), 'optimizing OUT again changes it').to.equal(0);
