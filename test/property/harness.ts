@@ -99,9 +99,10 @@ export const GROSS_FACTOR = 4;
  * Compares outputs under SPEC tolerances (section 2): int8 |diff| <= 1; dynamic scale 2^-8
  * relative, everywhere; fp32/fp16: relative error over 1e-3 counts as bad; a DequantizeLinear
  * output in steps of its scale (|diff| <= 1 step, i.e. the int8 rule before dequantization).
+ * `absFloor` raises the denominator of the relative error (see compareWithTolerance).
  * Returns a message when the case fails; float near misses go to `near` (see NearMisses).
  */
-export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind, label: string, near?: NearMisses): string | undefined {
+export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind, label: string, near?: NearMisses, absFloor?: number): string | undefined {
   if (actual.dtype !== expected.dtype || actual.dims.join(',') !== expected.dims.join(',')) {
     return `${label}: ${actual.dtype}[${actual.dims}] vs expected ${expected.dtype}[${expected.dims}]`;
   }
@@ -116,7 +117,7 @@ export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind
     e = Array.from(e, (v) => Math.round(v / kind.dq));
     k = 'int8';
   }
-  const r = compareWithTolerance(a, e, k, { label });
+  const r = compareWithTolerance(a, e, k, { label, ...(absFloor !== undefined && { absFloor }) });
   const float = k === 'float32' || k === 'float16';
   if (float) {
     const gross = !Number.isFinite(r.worst.error) || r.worst.error > GROSS_FACTOR * REL_TOL[k as 'float32' | 'float16'];
