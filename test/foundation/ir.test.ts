@@ -123,6 +123,19 @@ describe('foundation: graph IR editing', () => {
     expect(g.values.has('sq')).to.equal(false);
   });
 
+  it('a declared shape stays unless the op contradicts it (other rank or size); symbolic dims are no contradiction', () => {
+    const m = load({
+      nodes: [node('Add', ['x', 'b'], ['wide'], { name: 'broadcast' }), node('Relu', ['x'], ['named'], { name: 'relu' })],
+      inputs: [x],
+      // Stale: Add of [2, 4] and [2, 1, 4] is [2, 2, 4]. Symbolic: 'batch' may well be 2.
+      outputs: [valueInfo('wide', DT.FLOAT, [2, 4]), valueInfo('named', DT.FLOAT, ['batch', 4])],
+      initializers: [floatTensor('b', [2, 1, 4], new Array(8).fill(0.5))],
+    });
+    m.inferTypes();
+    expect(m.graph.type('wide')).to.deep.equal({ dtype: DT.FLOAT, shape: [2, 2, 4] });
+    expect(m.graph.type('named')).to.deep.equal({ dtype: DT.FLOAT, shape: ['batch', 4] });
+  });
+
   it('removes dead nodes, never graph outputs', () => {
     const m = chain();
     expect(m.graph.removeDeadNodes()).to.equal(1);
