@@ -16,7 +16,7 @@
 import { expect } from 'chai';
 import { type ModelProto } from 'onnx-buf';
 import { Model } from '../../compiler/ir/graph.js';
-import { encodeModel, loadModelBytes } from '../../compiler/onnx/model.js';
+import { decodeModel, encodeModel, loadModelBytes } from '../../compiler/onnx/model.js';
 import { buildFunction, functionName, type DecomposeIO } from '../../compiler/op/decompose.js';
 import {
   type FloatDType,
@@ -33,6 +33,7 @@ import { checkFormat, lowerFormatPass } from '../../passes/lower-format.js';
 import type { OutputFormat } from '../../passes/index.js';
 import { GraphBuilder, float, randomValues, renderModel, type AttrValue } from '../helpers/graph.js';
 import { compareOutputs, randomFeeds, runModel, type HostTensor } from '../helpers/ort.js';
+import { optimizeBytes } from '../property/harness.js';
 
 const H = 64;
 
@@ -171,11 +172,13 @@ const CASES: Expectation[] = [
   },
   { name: 'Norm fp32, 2-D x', c: { param: param('Norm'), x: 'float32', rank: 2 }, ort: ['SimplifiedLayerNormalization'], onnx23: ['RMSNormalization'] },
   {
+    // onnxruntime infers inv_std_var with x's full shape for axis -2: see the fuzzer's graph below.
     name: 'Norm fp32 rstd over the last two axes (k = 2)',
     c: { param: param('Norm', { rstd: true }), x: 'float32', k2: true },
-    ort: ['SimplifiedLayerNormalization'],
+    ort: KEPT('RmsNorm'),
     onnx23: KEPT('RmsNorm'),
   },
+  { name: 'Norm fp32 over the last two axes (k = 2)', c: { param: param('Norm'), x: 'float32', k2: true }, ort: ['SimplifiedLayerNormalization'], onnx23: ['RMSNormalization'] },
   {
     name: 'PreNorm fp32, k = 2 (Skip takes 1-D gamma only)',
     c: { param: param('PreNorm'), x: 'float32', k2: true },
@@ -338,6 +341,29 @@ describe('lower-format: --format ort / onnx23', () => {
     expect(after.functions.map((f) => f.overload)).to.deep.equal([quant.functions[0]!.overload]);
     expect(after.opsetImport.map((o) => o.domain).sort()).to.deep.equal(['', 'com.microsoft', 'rmsfuse']);
     await checkSame(pre, after);
+  });
+
+  it('keeps an rstd over two axes as rmsfuse: onnxruntime cannot run SimplifiedLayerNormalization(axis = -2) with it (differential fuzzer)', async () => {
+    // The fuzzer's graph: the rstd feeds a Mul, and an unrelated Pow runs after the norm. With
+    // SLN(axis = -2), onnxruntime 1.31 infers inv_std_var as [1, 4], plans the Pow into that
+    // buffer and fails: "Shape mismatch attempting to re-use buffer. {1,1} != {1,4}".
+    const g = new GraphBuilder({ opset: 13 });
+    const x = g.input('x', 'float32', [1, 4]);
+    const z = g.input('z', 'float32', [1, 4]);
+    g.scope('/norm');
+    const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [g.reduce('ReduceMean', g.op('Pow', [x, g.scalar(2)]), [-1, -2]), g.scalar(1e-5)])])]);
+    g.output(g.op('Mul', [x, rstd]), 'float32', [1, 4]);
+    g.output(g.op('Mul', [rstd, g.scalar(3)]), 'float32', [1, 1]);
+    g.scope('/other');
+    g.output(g.op('Mul', [g.op('Pow', [z, g.scalar(2)]), g.scalar(2)]), 'float32', [1, 4]);
+    const before = g.bytes();
+    const out = optimizeBytes(before, { format: 'ort' });
+    expect(opsOf(decodeModel(out.bytes)).filter((o) => /Norm/.test(o))).to.deep.equal(['rmsfuse.RmsNorm']);
+    expect(out.report.fused[0]!.notes!.join('\n')).to.match(/stays rmsfuse.*inv_std_var with the wrong shape/);
+    const host = (data: number[]): HostTensor => ({ dtype: 'float32', dims: [1, 4], data: Float32Array.from(data) });
+    const feeds = { x: host([1, 2, 3, 4]), z: host([1, -1, 2, -2]) };
+    const [want, got] = [await runModel(before, feeds), await runModel(out.bytes, feeds)];
+    for (const k of Object.keys(want)) expect(Array.from(got[k]!.data as Float32Array)).to.deep.equal(Array.from(want[k]!.data as Float32Array));
   });
 
   it('lowers inside subgraphs', async () => {
