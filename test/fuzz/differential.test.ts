@@ -14,6 +14,11 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { ModelProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto } from 'onnx-buf';
 import { decodeModel } from '../../compiler/onnx/model.js';
+import { tensorValues } from '../../compiler/onnx/tensor.js';
+import { signature } from '../../compiler/op/param.js';
+import type { Model } from '../../compiler/ir/graph.js';
+import { fusedParam, isFusedNode } from '../../compiler/ir/fused.js';
+import { valueInfo, type ElemType } from '../helpers/graph.js';
 import { RmsfuseError } from '../../compiler/errors.js';
 import type { HostTensor } from '../helpers/ort.js';
 import { fcParams, runConfig } from '../property/config.js';
@@ -51,8 +56,9 @@ async function check(c: CaseSpec, muts: { name: string; seed: number }[], near: 
     if (expected) throw new Error(`onnxruntime runs the model but rmsfuse refuses it: ${e.message}\n${what()}`);
     return;
   }
+  let optModel: Model;
   try {
-    assertValidModel(opt.bytes);
+    optModel = assertValidModel(opt.bytes);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${what()}\n${renderForFailure('optimized', opt.bytes)}`);
   }
@@ -65,34 +71,75 @@ async function check(c: CaseSpec, muts: { name: string; seed: number }[], near: 
   }
   stats.compared++;
   if (opt.report.fused.length) stats.fusedCompared++;
-  const kinds = new Map<string, Kind>(built.outputs.map((o) => [o.name, o.kind]));
-  const producers = new Map(decodeModel(opt.bytes).graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
   const problems: string[] = [];
-  for (const [name, e] of Object.entries(expected)) {
+  /** A comparison that failed; int8 results of NaN/inf are exempt (ONNX leaves them to the implementation). */
+  const report = async (m: string | undefined, kind: Kind): Promise<void> => {
+    if (!m) return;
+    if ((kind === 'int8' || typeof kind === 'object') && (await computesNonFinite(model, built.feeds))) {
+      stats.nonFiniteQuant++;
+      return;
+    }
+    problems.push(m);
+  };
+
+  // 1. What the fused nodes write is compared with the same values of the original, under SPEC's
+  //    tolerances (whether or not they are graph outputs).
+  const optProto = decodeModel(opt.bytes);
+  const fused = fusedOutputKinds(optModel, model);
+  let downstreamExpected = expected;
+  if (fused.size) {
+    const names = [...fused.keys()];
+    const [origValues, optValues] = [await runWithOutputs(model, built.feeds, names), await runWithOutputs(optProto, built.feeds, names)];
+    for (const [name, k] of fused) {
+      const e = origValues[name]!;
+      const kind: Kind = k === 'dtype' ? (e.dtype === 'float16' ? 'float16' : 'float32') : k;
+      // fp16: onnxruntime's CPU provider computes a chain of fp16 Adds in fp32 without the
+      // roundings between them (its own optimizer notes), so where a residual sum cancels, the
+      // original's small elements are off by an fp16 rounding step of the operands: relative to
+      // the tensor's RMS for those.
+      const absFloor = kind === 'float16' ? rms(e.data as Float32Array) : undefined;
+      await report(compareHost(optValues[name]!, e, kind, `${name} (fused output)`, near, absFloor), kind);
+    }
+    // 2. Everything after them must be computed the same from the same values: the original, cut
+    //    at the fused outputs and fed the optimized model's values there, is the reference.
+    //    (Compared against the uncut original instead, a 1-ulp difference can grow without bound
+    //    through a Div or a cancelling Add that a mutation put after the site.)
+    try {
+      downstreamExpected = await runModel(cutAt(model, optValues, names), { ...built.feeds, ...Object.fromEntries(names.map((n) => [n, optValues[n]!])) });
+    } catch {
+      // Nothing left downstream (every graph output is a fused output, compared above), or a cut
+      // the runtime refuses (a fused output's producer also wrote other values): the original.
+    }
+  }
+
+  // 3. Graph outputs.
+  const kinds = new Map<string, Kind>(built.outputs.map((o) => [o.name, o.kind]));
+  const producers = new Map(optProto.graph!.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  for (const [name, original] of Object.entries(expected)) {
+    if (fused.has(name)) continue; // compared in 1
     let a = actual[name];
+    let e = downstreamExpected[name] ?? original;
     if (!a) {
       problems.push(`${name}: missing`);
       continue;
     }
     if (!['int8', 'uint8', 'float32', 'float16'].includes(e.dtype)) continue;
-    const { kind, source } = toleranceOf(name, e, kinds, producers);
-    let exp = e;
+    let { kind, source } = toleranceOf(name, e, kinds, producers);
+    if (typeof kind === 'object') {
+      // A DequantizeLinear's steps are its scale as the model now has it (a mutation may have changed it).
+      const dq = producers.get(source);
+      const scale = dq?.opType === 'DequantizeLinear' ? optProto.graph!.initializer.find((t) => t.name === dq.input[1]) : undefined;
+      const step = scale && tensorValues(scale)?.[0];
+      if (step) kind = { ...kind, dq: Math.abs(step) };
+    }
     if (source !== name && kind === 'int8' && e.dtype === 'int8' && producers.get(name)?.opType === 'Neg') {
       // Neg of an int8 value wraps -(-128) to -128: read it as 128, so a code that moved by 1 stays 1 away.
       const unwrap = (t: HostTensor): HostTensor => ({ ...t, data: Int16Array.from(t.data as Int8Array, (v) => (v === -128 ? 128 : v)) as unknown as HostTensor['data'] });
       a = unwrap(a);
-      exp = unwrap(e);
+      e = unwrap(e);
     }
     const absFloor = kind === 'float16' || kind === 'float32' ? floorOf(name, e, producers) : undefined;
-    const m = compareHost(a, exp, kind, name, near, absFloor);
-    if (!m) continue;
-    // Quantizing NaN or an infinity is implementation-defined (ONNX's saturation covers finite
-    // values only): such int8 outputs are not compared when the original computes one anywhere.
-    if ((kind === 'int8' || typeof kind === 'object') && (await computesNonFinite(model, built.feeds))) {
-      stats.nonFiniteQuant++;
-      continue;
-    }
-    problems.push(m);
+    await report(compareHost(a, e, kind, name, near, absFloor), kind);
   }
   if (problems.length) {
     throw new Error(`outputs differ beyond SPEC tolerance:\n  ${problems.join('\n  ')}\n${what()}\n${renderForFailure('optimized', opt.bytes)}`);
@@ -109,9 +156,13 @@ function toleranceOf(name: string, e: HostTensor, kinds: Map<string, Kind>, prod
   const p = producers.get(name);
   const passThrough = p?.domain === '' && (p.opType === 'Identity' || (p.opType === 'Neg' && p.name.endsWith('__neg')));
   if (passThrough && !kinds.has(name)) return toleranceOf(p.input[0]!, e, kinds, producers);
-  let kind: Kind = kinds.get(name) ?? (e.dtype === 'int8' || e.dtype === 'uint8' ? 'int8' : e.dtype === 'float16' ? 'float16' : 'float32');
-  if (p && p.domain !== 'rmsfuse' && (kind === 'float16' || kind === 'float32') && isQuantCode(producers, name) && (e.data as Float32Array).every((v) => Math.abs(v) <= 128)) {
-    kind = 'int8';
+  const byDType: Kind = e.dtype === 'int8' || e.dtype === 'uint8' ? 'int8' : e.dtype === 'float16' ? 'float16' : 'float32';
+  let kind: Kind = kinds.get(name) ?? byDType;
+  if (p && p.domain !== 'rmsfuse') {
+    // A dynamic scale the graph still computes itself (its site was not fused, or a mutation
+    // changed it) is a plain float there.
+    if (kind === 'scale') kind = byDType;
+    if ((kind === 'float16' || kind === 'float32') && isQuantCode(producers, name) && (e.data as Float32Array).every((v) => Math.abs(v) <= 128)) kind = 'int8';
   }
   return { kind, source: name };
 }
@@ -124,6 +175,54 @@ function toleranceOf(name: string, e: HostTensor, kinds: Map<string, Kind>, prod
 function floorOf(name: string, e: HostTensor, producers: Map<string, NodeProto>): number | undefined {
   const p = producers.get(name);
   return p && p.domain !== 'rmsfuse' ? rms(e.data as Float32Array) : undefined;
+}
+
+/**
+ * The outputs of the fused nodes in the optimized main graph that the original computes too
+ * (fused outputs keep the names of the values they replace), with their SPEC kind: rmsfuse nodes
+ * by role (y and sum in their dtype, rstd fp32, q int8, the dynamic scale), lowered ones
+ * (--format ort / onnx23) by dtype.
+ */
+function fusedOutputKinds(opt: Model, original: ModelProto): Map<string, Kind | 'dtype'> {
+  const produced = new Set(original.graph!.node.flatMap((n) => n.output));
+  const out = new Map<string, Kind | 'dtype'>();
+  for (const n of opt.graph.nodes) {
+    if (!isFusedNode(n) && !LOWERED_OPS.has(n.opType)) continue;
+    const param = isFusedNode(n) ? fusedParam(n) : undefined;
+    const roles = param && typeof param !== 'string' ? signature(param).outputs : [];
+    n.outputs.forEach((o, i) => {
+      if (!o || !produced.has(o)) return;
+      const role = roles[i];
+      out.set(o, role === 'q' ? 'int8' : role === 'scale' ? 'scale' : role === 'rstd' ? 'float32' : 'dtype');
+    });
+  }
+  return out;
+}
+
+const LOWERED_OPS = new Set(['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RMSNormalization']);
+
+/** Runs a model with some of its values exposed as graph outputs too. */
+async function runWithOutputs(m: ModelProto, feeds: Record<string, HostTensor>, names: string[]): Promise<Record<string, HostTensor>> {
+  const probe = clone(ModelProtoSchema, m);
+  const outs = new Set(probe.graph!.output.map((o) => o.name));
+  for (const n of names) if (!outs.has(n)) probe.graph!.output.push(create(ValueInfoProtoSchema, { name: n }));
+  return runModel(probe, feeds);
+}
+
+const ELEM: Record<string, ElemType> = { float32: 'float32', float16: 'float16', int8: 'int8', uint8: 'uint8' };
+
+/**
+ * The model with `names` cut out: their producers removed and each name a graph input (typed
+ * like `values`); graph outputs that are cut names are dropped.
+ */
+function cutAt(m: ModelProto, values: Record<string, HostTensor>, names: string[]): ModelProto {
+  const cut = clone(ModelProtoSchema, m);
+  const g = cut.graph!;
+  const set = new Set(names);
+  g.node = g.node.filter((n) => !n.output.some((o) => set.has(o)));
+  g.output = g.output.filter((o) => !set.has(o.name));
+  for (const n of names) g.input.push(valueInfo(n, ELEM[values[n]!.dtype], values[n]!.dims));
+  return cut;
 }
 
 /** The model computes a NaN or an infinity in a float value of its main graph (all exposed as outputs). */

@@ -27,8 +27,9 @@ const pick = <T>(r: Rand, xs: readonly T[]): T | undefined => (xs.length ? xs[in
 const SWAPS: Record<string, string[]> = {
   Sqrt: ['Abs', 'Exp', 'Reciprocal'],
   Reciprocal: ['Neg', 'Sqrt', 'Abs'],
-  ReduceMean: ['ReduceMax', 'ReduceSum', 'ReduceMin', 'ReduceL2'],
-  ReduceSum: ['ReduceMean', 'ReduceMax'],
+  ReduceMean: ['ReduceMax', 'ReduceSum', 'ReduceMin', 'ReduceL2', 'ReduceSumSquare'],
+  ReduceSum: ['ReduceMean', 'ReduceMax', 'ReduceSumSquare'],
+  ReduceSumSquare: ['ReduceSum', 'ReduceMean', 'ReduceL2', 'ReduceMax'],
   ReduceMax: ['ReduceMean', 'ReduceMin'],
   Mul: ['Add', 'Sub', 'Div', 'Pow'],
   Add: ['Mul', 'Sub', 'Max'],
