@@ -153,7 +153,8 @@ const structural: Record<string, Structural> = {
     return true;
   },
   'empty-name': (m, r) => {
-    const g = pick(r, [...graphsOf(m)]);
+    const g = pickOr(r, [...graphsOf(m)]);
+    if (!g) return false; // a model without a graph
     const n = pickOr(r, g.node);
     const what = int(r, 5);
     if (what === 0 && n && n.input.length) n.input[int(r, n.input.length)] = '';
@@ -230,13 +231,15 @@ const structural: Record<string, Structural> = {
     return true;
   },
   'drop-node': (m, r) => {
-    const g = pick(r, [...graphsOf(m)]);
+    const g = pickOr(r, [...graphsOf(m)]);
+    if (!g) return false; // a model without a graph
     if (!g.node.length) return false;
     g.node.splice(int(r, g.node.length), 1);
     return true;
   },
   cycle: (m, r) => {
-    const g = pick(r, [...graphsOf(m)]);
+    const g = pickOr(r, [...graphsOf(m)]);
+    if (!g) return false; // a model without a graph
     if (g.node.length < 2) return false;
     const i = int(r, g.node.length - 1);
     const j = i + 1 + int(r, g.node.length - i - 1);
@@ -247,7 +250,8 @@ const structural: Record<string, Structural> = {
     return true;
   },
   'dup-output': (m, r) => {
-    const g = pick(r, [...graphsOf(m)]);
+    const g = pickOr(r, [...graphsOf(m)]);
+    if (!g) return false; // a model without a graph
     if (g.node.length < 2) return false;
     const a = g.node[int(r, g.node.length)]!;
     const b = g.node[int(r, g.node.length)]!;
@@ -267,7 +271,8 @@ const structural: Record<string, Structural> = {
     return true;
   },
   'value-info': (m, r) => {
-    const g = pick(r, [...graphsOf(m)]);
+    const g = pickOr(r, [...graphsOf(m)]);
+    if (!g) return false; // a model without a graph
     const vi = pickOr(r, [...g.input, ...g.output, ...g.valueInfo]);
     const tt = vi?.type?.value.case === 'tensorType' ? vi.type.value.value : undefined;
     if (!tt?.shape?.dim.length) return false;
