@@ -227,12 +227,8 @@ function cutAt(m: ModelProto, values: Record<string, HostTensor>, names: string[
 
 /** The model computes a NaN or an infinity in a float value of its main graph (all exposed as outputs). */
 async function computesNonFinite(model: ModelProto, feeds: Record<string, HostTensor>): Promise<boolean> {
-  const probe = clone(ModelProtoSchema, model);
-  const g = probe.graph!;
-  const outs = new Set(g.output.map((o) => o.name));
-  for (const n of g.node) for (const o of n.output) if (o && !outs.has(o)) g.output.push(create(ValueInfoProtoSchema, { name: o }));
   try {
-    const all = await runModel(probe, feeds);
+    const all = await runWithOutputs(model, feeds, model.graph!.node.flatMap((n) => n.output.filter(Boolean)));
     return Object.values(all).some((t) => (t.dtype === 'float32' || t.dtype === 'float16') && Array.from(t.data as Float32Array).some((v) => !Number.isFinite(v)));
   } catch {
     return false;
