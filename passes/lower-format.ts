@@ -8,9 +8,10 @@
  * - SimplifiedLayerNormalization (ORT registers it in the ONNX domain ''): X is read into fp32,
  *   `Y = V(x / sqrt(mean(x^2) + eps) * fp32(scale))` with one rounding at the end, inv_std_var
  *   fp32 with the normalized axes set to 1. That is rmsfuse's high_precision Norm and its rstd
- *   (bit for bit in fp16). But for an axis other than -1, onnxruntime's shape inference gives
- *   inv_std_var x's full shape and a run can fail on it: an rstd output then stays rmsfuse. Y has the scale's dtype V, so an fp32 gamma with fp16 x lowers to
- *   SLN + Cast, still one rounding to T.
+ *   (bit for bit in fp16). Y has the scale's dtype V, so an fp32 gamma with fp16 x lowers to
+ *   SLN + Cast, still one rounding to T. For an axis other than -1, onnxruntime's shape
+ *   inference gives inv_std_var x's full shape and a run can fail on it: an rstd output over
+ *   more than the last axis stays rmsfuse.
  * - high_performance is `T(T(x*rstd) * T(gamma))`, two roundings; SLN rounds once (the last bit
  *   differs on ~25% of elements), so it stays rmsfuse in --format ort. (SLN(x, ones) -> Mul would
  *   spell it, but onnxruntime's CPU provider runs such fp16 chains in fp32 and drops both

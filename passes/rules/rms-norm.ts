@@ -298,7 +298,10 @@ export function isNormCandidate(g: Graph, n: Node): boolean {
   return sq.is('Pow') || (sq.is('Mul') && sq.inputs[0] === sq.inputs[1]);
 }
 
-/** A reason specific to well-known non-RMSNorm shapes around a candidate (LayerNorm's E[x^2] - E[x]^2). */
+/**
+ * A reason specific to well-known non-RMSNorm shapes around a candidate: a sum of squares not
+ * divided by H (an L2 normalization), LayerNorm's E[x^2] - E[x]^2.
+ */
 export function diagnoseCandidate(g: Graph, n: Node): string | undefined {
   const users = g.consumers(n.outputs[0] ?? '');
   if (n.is('ReduceSumSquare') || n.is('ReduceSum')) {
