@@ -72,7 +72,7 @@ async function check(c: CaseSpec, muts: { name: string; seed: number }[], near: 
   stats.compared++;
   if (opt.report.fused.length) stats.fusedCompared++;
   const problems: string[] = [];
-  /** A comparison that failed; int8 results of NaN/inf are exempt (ONNX leaves them to the implementation). */
+  /** A comparison that failed; int8 results of NaN/inf or of out-of-range casts are exempt (implementation-defined). */
   const report = async (m: string | undefined, kind: Kind): Promise<void> => {
     if (!m) return;
     if ((kind === 'int8' || typeof kind === 'object') && (await computesNonFinite(model, built.feeds))) {
@@ -139,7 +139,12 @@ async function check(c: CaseSpec, muts: { name: string; seed: number }[], near: 
       e = unwrap(e);
     }
     const absFloor = kind === 'float16' || kind === 'float32' ? floorOf(name, e, producers) : undefined;
-    await report(compareHost(a, e, kind, name, near, absFloor), kind);
+    // fp16 after a fused node: onnxruntime's CPU provider feeds the next fp16 Add the unrounded
+    // fp32 value in the optimized model but the rounded input in the cut one, and a cancelling
+    // Add, a Min or a Div grows that step. Such an output fails its case at once only past 25%;
+    // smaller misses count towards the run's 0.1%.
+    const grossFactor = kind === 'float16' && absFloor !== undefined ? 250 : undefined;
+    await report(compareHost(a, e, kind, name, near, absFloor, grossFactor), kind);
   }
   if (problems.length) {
     throw new Error(`outputs differ beyond SPEC tolerance:\n  ${problems.join('\n  ')}\n${what()}\n${renderForFailure('optimized', opt.bytes)}`);
@@ -225,11 +230,22 @@ function cutAt(m: ModelProto, values: Record<string, HostTensor>, names: string[
   return cut;
 }
 
-/** The model computes a NaN or an infinity in a float value of its main graph (all exposed as outputs). */
+/**
+ * The original's int8 results may be implementation-defined: its main graph computes a NaN or an
+ * infinity, or casts a float outside an integer type's range to it (C++ leaves both undefined,
+ * so a code of 5000 may come out as any byte).
+ */
 async function computesNonFinite(model: ModelProto, feeds: Record<string, HostTensor>): Promise<boolean> {
+  const RANGE: Record<number, [number, number]> = { 2: [0, 255], 3: [-128, 127] }; // uint8, int8
   try {
     const all = await runWithOutputs(model, feeds, model.graph!.node.flatMap((n) => n.output.filter(Boolean)));
-    return Object.values(all).some((t) => (t.dtype === 'float32' || t.dtype === 'float16') && Array.from(t.data as Float32Array).some((v) => !Number.isFinite(v)));
+    const floats = (t: HostTensor | undefined): number[] => (t && (t.dtype === 'float32' || t.dtype === 'float16') ? Array.from(t.data as Float32Array) : []);
+    if (Object.values(all).some((t) => floats(t).some((v) => !Number.isFinite(v)))) return true;
+    return model.graph!.node.some((n) => {
+      const to = n.opType === 'Cast' ? Number(n.attribute.find((a) => a.name === 'to')?.i ?? 0) : 0;
+      const range = RANGE[to];
+      return range !== undefined && floats(all[n.input[0] ?? '']).some((v) => Math.round(v) < range[0] || Math.round(v) > range[1]);
+    });
   } catch {
     return false;
   }
@@ -265,7 +281,7 @@ describe('fuzz: semantic mutations, optimized vs original in onnxruntime', funct
     await fc.assert(fc.asyncProperty(comparableCase, mutations, (c, m) => check(c, m, near)), fcParams('fuzz-semantic', cfg));
     console.log(
       `      compared ${stats.compared} (${stats.fusedCompared} with fused sites), onnxruntime refused ${stats.ortRefused}, ` +
-        `int8 outputs of NaN/inf not compared ${stats.nonFiniteQuant}; near misses: ${near.summary()}`,
+        `int8 outputs of NaN/inf or out-of-range casts not compared ${stats.nonFiniteQuant}; near misses: ${near.summary()}`,
     );
     expect(near.rate).to.be.below(1e-3);
   });

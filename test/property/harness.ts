@@ -9,7 +9,7 @@ import { Model, type Graph } from '../../compiler/ir/graph.js';
 import { decodeModel, encodeModel, loadModelBytes } from '../../compiler/onnx/model.js';
 import type { Report } from '../../compiler/pass-manager.js';
 import * as ort from 'onnxruntime-node';
-import { compareWithTolerance, fromF16Bits, REL_TOL, toF16Bits } from '../../runtime/numeric.js';
+import { compareWithTolerance, fromF16Bits, REL_FLOOR, REL_TOL, toF16Bits } from '../../runtime/numeric.js';
 import { renderModel } from '../helpers/graph.js';
 import { type HostTensor, modelBytes } from '../helpers/ort.js';
 import type { Kind } from './rmsnorm-gen.js';
@@ -99,10 +99,19 @@ export const GROSS_FACTOR = 4;
  * Compares outputs under SPEC tolerances (section 2): int8 |diff| <= 1; dynamic scale 2^-8
  * relative, everywhere; fp32/fp16: relative error over 1e-3 counts as bad; a DequantizeLinear
  * output in steps of its scale (|diff| <= 1 step, i.e. the int8 rule before dequantization).
- * `absFloor` raises the denominator of the relative error (see compareWithTolerance).
+ * `absFloor` raises the denominator of the relative error (see compareWithTolerance);
+ * `grossFactor` times the tolerance fails a case at once (default GROSS_FACTOR).
  * Returns a message when the case fails; float near misses go to `near` (see NearMisses).
  */
-export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind, label: string, near?: NearMisses, absFloor?: number): string | undefined {
+export function compareHost(
+  actual: HostTensor,
+  expected: HostTensor,
+  kind: Kind,
+  label: string,
+  near?: NearMisses,
+  absFloor?: number,
+  grossFactor = GROSS_FACTOR,
+): string | undefined {
   if (actual.dtype !== expected.dtype || actual.dims.join(',') !== expected.dims.join(',')) {
     return `${label}: ${actual.dtype}[${actual.dims}] vs expected ${expected.dtype}[${expected.dims}]`;
   }
@@ -117,10 +126,12 @@ export function compareHost(actual: HostTensor, expected: HostTensor, kind: Kind
     e = Array.from(e, (v) => Math.round(v / kind.dq));
     k = 'int8';
   }
-  const r = compareWithTolerance(a, e, k, { label, ...(absFloor !== undefined && { absFloor }) });
+  // A raised floor never goes below the dtype's own (fp16: its smallest normal, 2^-14).
+  const floor = absFloor !== undefined && (k === 'float32' || k === 'float16') ? Math.max(absFloor, REL_FLOOR[k]) : undefined;
+  const r = compareWithTolerance(a, e, k, { label, ...(floor !== undefined && { absFloor: floor }) });
   const float = k === 'float32' || k === 'float16';
   if (float) {
-    const gross = !Number.isFinite(r.worst.error) || r.worst.error > GROSS_FACTOR * REL_TOL[k as 'float32' | 'float16'];
+    const gross = !Number.isFinite(r.worst.error) || r.worst.error > grossFactor * REL_TOL[k as 'float32' | 'float16'];
     if (gross || !near) return r.ok && !gross ? undefined : r.message;
     near.add(r.badCount, e.length, r.badCount ? r.message : undefined);
     return undefined;
