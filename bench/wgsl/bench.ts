@@ -27,7 +27,7 @@ import type { FloatDType } from '../../compiler/op/param.js';
 import { emitWebGpu } from '../../codegen/wgsl/emit.js';
 import { childGpuEnv, nodeGpu, swiftShaderUnavailable, type Backend } from '../../runtime/webgpu/node.js';
 import { elementBytes, timeDispatches, type KernelInfo, type TensorData } from '../../runtime/webgpu/runtime.js';
-import { findVariant, makeData, makeDesc } from '../../test/wgsl/fixtures.js';
+import { findVariant, makeData, makeDesc, tensorNames } from '../../test/wgsl/fixtures.js';
 import { importEmittedKernels } from './emitted.js';
 import type { OrtCase } from './ort-child.js';
 
@@ -161,7 +161,7 @@ const rows: Row[] = [];
 for (const [i, c] of cases.entries()) {
   const d = descs[i]!;
   const mod = modules.get(manifest.nodes[d.node]!.kernel)!;
-  const launcher = mod.createLauncher({ inputs: d.inputs.map((t) => t.name), outputs: d.outputs.map((t) => t.name) }, { splitRow });
+  const launcher = mod.createLauncher(tensorNames(d), { splitRow });
   const k = mod.kernel;
   const { inputs } = makeData(d, c.H, c.rows, { seed: i });
   const bytes = minimalBytes(k, c.rows);

@@ -26,7 +26,7 @@ import type { WgslFeatures } from '../../codegen/wgsl/spec.js';
 import { nodeGpu, swiftShaderUnavailable, type Backend } from '../../runtime/webgpu/node.js';
 import type { LauncherOptions } from '../../runtime/webgpu/runtime.js';
 import { CASES, checkRun, label, SPLIT_CASES, splitLabel } from '../../test/wgsl/cases.js';
-import { makeDesc } from '../../test/wgsl/fixtures.js';
+import { makeDesc, tensorNames } from '../../test/wgsl/fixtures.js';
 import { importEmittedKernels, type KernelModule } from './emitted.js';
 
 const { values: args } = parseArgs({ options: { adapter: { type: 'string' }, only: { type: 'string' } } });
@@ -82,7 +82,7 @@ for (const [key, group] of groups) {
 let passed = 0;
 for (const r of selected) {
   const desc = r.desc;
-  const launcher = kernelOf.get(desc.node)!.createLauncher({ inputs: desc.inputs.map((t) => t.name), outputs: desc.outputs.map((t) => t.name) }, r.options);
+  const launcher = kernelOf.get(desc.node)!.createLauncher(tensorNames(desc), r.options);
   const errors: string[] = [];
   const paths: string[] = [];
   for (const rows of r.rows) {

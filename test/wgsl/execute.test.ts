@@ -24,7 +24,7 @@ import { wgslSpecFromDesc, type WgslFeatures } from '../../codegen/wgsl/spec.js'
 import { nodeGpu, swiftShaderUnavailable, type NodeGpu } from '../../runtime/webgpu/node.js';
 import type { Launcher, LauncherOptions, TensorNames } from '../../runtime/webgpu/runtime.js';
 import { CASES, checkRun, label, SPLIT_CASES, splitLabel } from './cases.js';
-import { compareOutputs, findVariant, makeData, makeDesc, reference } from './fixtures.js';
+import { compareOutputs, findVariant, makeData, makeDesc, reference, tensorNames } from './fixtures.js';
 
 // Module level on purpose: dawn.node must stay referenced (TOOLING.md).
 let gpu: NodeGpu | undefined;
@@ -79,7 +79,7 @@ describe('WGSL kernels on SwiftShader (emitted launchers vs CPU reference)', fun
     it(label(k, i), async function () {
       const desc = descs[i]!;
       // Through index.ts (the node's bound launcher) unless the case needs launcher options.
-      const launcher = k.launcher ? launchers.get(desc.node)!({ inputs: desc.inputs.map((t) => t.name), outputs: desc.outputs.map((t) => t.name) }, k.launcher) : indexLaunchers[desc.node]!;
+      const launcher = k.launcher ? launchers.get(desc.node)!(tensorNames(desc), k.launcher) : indexLaunchers[desc.node]!;
       expect(await checkRun(launcher, gpu!.device, desc, k.H, k.rows, { seed: 1000 + i, zeroRows: k.zeroRows }, label(k, i))).to.deep.equal([]);
     });
   });
@@ -105,7 +105,6 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
   const SUBGROUPS: WgslFeatures = { shaderF16: false, subgroups: true };
   const descs = SPLIT_CASES.map((k, i) => makeDesc(`split${i}`, k.variant, k.x, k.H, k.desc));
   const specOf = (i: number) => wgslSpecFromDesc(descs[i]!, SPLIT_CASES[i]!.subgroups ? SUBGROUPS : PORTABLE);
-  const names = (d: FusedNodeDesc): TensorNames => ({ inputs: d.inputs.map((t) => t.name), outputs: d.outputs.map((t) => t.name) });
 
   useSwiftShaderKernels(descs, (i) => !!SPLIT_CASES[i]!.subgroups);
 
@@ -113,7 +112,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
     it(splitLabel(k), async function () {
       const desc = descs[i]!;
       const split = specOf(i).splitRow!;
-      const launcher = launchers.get(desc.node)!(names(desc), { splitRow: 'always' });
+      const launcher = launchers.get(desc.node)!(tensorNames(desc), { splitRow: 'always' });
       const entryPoints = ['split_sumsq', ...(k.variant.param.dynamicQuant === 'symmetric' ? ['split_amax'] : []), 'split_norm'];
       for (const rows of [1, 2]) {
         // All-zero rows must agree on the 2^-23 scale floor across the row's workgroups.
@@ -133,7 +132,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
     const desc = descs[i]!;
     const { maxRows, workgroupsPerRow } = specOf(i).splitRow!;
     expect(maxRows).to.equal(32);
-    const auto = launchers.get(desc.node)!(names(desc));
+    const auto = launchers.get(desc.node)!(tensorNames(desc));
     // 'auto' on a GPU: the same device limits, a non-fallback adapter.
     const gpuDevice = { limits: gpu!.device.limits, adapterInfo: { isFallbackAdapter: false } } as unknown as GPUDevice;
     expect(auto.plan(gpuDevice, maxRows).path).to.equal('split');
@@ -144,15 +143,15 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
       path: 'rows',
       chunks: [{ startRow: 0, rows: maxRows + 1, dispatches: [{ entryPoint: 'main', workgroups: [maxRows + 1, 1] }] }],
     });
-    expect(launchers.get(desc.node)!(names(desc), { splitRow: 'never' }).plan(gpu!.device, 1).path).to.equal('rows');
-    expect(launchers.get(desc.node)!(names(desc), { splitRow: 'always' }).plan(gpu!.device, 1000).chunks[0]!.dispatches).to.deep.equal([
+    expect(launchers.get(desc.node)!(tensorNames(desc), { splitRow: 'never' }).plan(gpu!.device, 1).path).to.equal('rows');
+    expect(launchers.get(desc.node)!(tensorNames(desc), { splitRow: 'always' }).plan(gpu!.device, 1000).chunks[0]!.dispatches).to.deep.equal([
       { entryPoint: 'split_sumsq', workgroups: [1000 * workgroupsPerRow, 1] },
       { entryPoint: 'split_norm', workgroups: [1000 * workgroupsPerRow, 1] },
     ]);
     // H = 4096 kernels have no split path: 'always' changes nothing.
     const short = CASES.findIndex((k) => k.variant.name === 'norm' && k.H === 4096);
     const d4096 = makeDesc(`case${short}`, CASES[short]!.variant, CASES[short]!.x, 4096);
-    expect(launchers.get(d4096.node)!(names(d4096), { splitRow: 'always' }).plan(gpu!.device, 1).path).to.equal('rows');
+    expect(launchers.get(d4096.node)!(tensorNames(d4096), { splitRow: 'always' }).plan(gpu!.device, 1).path).to.equal('rows');
   });
 
   it("'always' with a 2-D grid and several chunks of rows (binding limit); the same kernel's one-pass path agrees", async function () {
@@ -163,7 +162,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
     const S = specOf(i).splitRow!.workgroupsPerRow;
     // 2 rows per chunk (one fp32 row is 32 KiB), at most 3 workgroups per dimension.
     const options: LauncherOptions = { splitRow: 'always', maxBindingBytes: 2 * k.H * 4 + 3, maxWorkgroupsPerDimension: 3 };
-    const split = launchers.get(desc.node)!(names(desc), options);
+    const split = launchers.get(desc.node)!(tensorNames(desc), options);
     const data = makeData(desc, k.H, rows, { seed: 7 });
     const want = reference(desc, k.H, data.ref);
     const got = await split.run(gpu!.device, data.inputs);
@@ -174,7 +173,7 @@ describe('WGSL split-row path on SwiftShader (few long rows, emitted launchers v
       [4, 1, [3, Math.ceil(S / 3)]],
     ]);
     expect(compareOutputs(desc, got, want, 'split, 2-D, 3 chunks')).to.deep.equal([]);
-    const onePass = launchers.get(desc.node)!(names(desc), { splitRow: 'never' });
+    const onePass = launchers.get(desc.node)!(tensorNames(desc), { splitRow: 'never' });
     expect(compareOutputs(desc, await onePass.run(gpu!.device, data.inputs), want, 'one-pass')).to.deep.equal([]);
     expect(onePass.lastPlan!.path).to.equal('rows');
   });

@@ -26,7 +26,7 @@ import {
   type CompareKind,
 } from '../../runtime/numeric.js';
 import { rmsNormReference, type RefInputs, type RefOutputs } from '../../runtime/reference.js';
-import type { TensorData } from '../../runtime/webgpu/runtime.js';
+import type { TensorData, TensorNames } from '../../runtime/webgpu/runtime.js';
 import { rng } from '../helpers/graph.js';
 
 export interface Variant {
@@ -101,6 +101,11 @@ export function makeDesc(node: string, v: Variant, xDType: FloatDType, H: number
     shape: role === 'rstd' || role === 'scale' ? ['N', 1] : ['N', H],
   }));
   return { node, opType: OP_TYPE[v.param.layerType], param: v.param, inputs, outputs };
+}
+
+/** A launcher's tensor names: the node's ONNX input and output names. */
+export function tensorNames(desc: FusedNodeDesc): TensorNames {
+  return { inputs: desc.inputs.map((t) => t.name), outputs: desc.outputs.map((t) => t.name) };
 }
 
 /** Values as the launcher takes them: fp32 -> Float32Array, fp16/bf16 -> Uint16Array bits. */
